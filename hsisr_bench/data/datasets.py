@@ -1,0 +1,437 @@
+"""Dataset specs and scene discovery: where each dataset's scenes live and how to load them by name.
+
+A *data root* holds one folder per dataset (``CAVE/``, ``Harvard/``, ``Foster/``; the case of the name
+does not matter), or is itself the folder of one dataset. It is ``--data-root`` (the ``data_root``
+argument), else ``$HSIBENCH_DATA``, else ``./data``. ``synthetic`` needs no root: its scenes are
+generated in memory, unless a folder written by ``hsibench data synth`` is found there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from hsisr_bench.data import readers
+from hsisr_bench.data.scene import Scene
+from hsisr_bench.errors import ConfigError, DataError, did_you_mean
+
+PathLike = Union[str, os.PathLike]
+
+#: The environment variable that names the data root when ``--data-root`` is not given.
+DATA_ROOT_ENV = "HSIBENCH_DATA"
+#: The data root used when neither ``--data-root`` nor ``$HSIBENCH_DATA`` is given (relative to the cwd).
+DEFAULT_DATA_ROOT = "data"
+
+#: Arguments of ``make_synthetic_scenes`` that ``open_dataset("synthetic", ...)`` accepts as options.
+SYNTHETIC_ARGUMENTS = ("n_scenes", "size", "bands", "seed")
+_SYNTHETIC_DEFAULTS = {"n_scenes": 12, "size": 128, "bands": 31, "seed": 0}
+
+# Harvard's two archives unpack to these sub-folders (50 daylight + 27 indoor scenes).
+_HARVARD_SUBFOLDERS = ("cz_hsdb", "cz_hsdbi")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DatasetSpec:
+    """What a dataset is: its bands, wavelengths, normalisation and the files it expects.
+
+    Attributes:
+        name: the key in :data:`DATASETS` (``cave``, ``harvard``, ...).
+        title: a human-readable title with its reference.
+        bands: number of bands, or ``None`` when it varies (generic).
+        wavelengths: ``(bands,)`` band centres in nm, or ``None`` when unknown.
+        normalisation: how raw values are mapped to [0, 1] (text, for reports).
+        layout: the expected files under the data root (text, used in error messages).
+        folder_names: names of the dataset's folder under the data root (matched in any case).
+        reader: the :func:`load_scene` reader name for its scenes.
+    """
+
+    name: str
+    title: str
+    bands: Optional[int]
+    wavelengths: Optional[np.ndarray]
+    normalisation: str
+    layout: str
+    folder_names: tuple[str, ...] = ()
+    reader: str = "generic"
+
+
+def _synthetic_spec() -> DatasetSpec:
+    from hsisr_bench.data.synthetic import MANIFEST_NAME, synthetic_wavelengths
+
+    return DatasetSpec(
+        name="synthetic",
+        title="Synthetic procedural scenes (hsisr_bench.data.synthetic)",
+        bands=_SYNTHETIC_DEFAULTS["bands"],
+        wavelengths=synthetic_wavelengths(_SYNTHETIC_DEFAULTS["bands"]),
+        normalisation="none (generated in [0, 1])",
+        layout=(f"none needed (generated in memory); or a folder written by `hsibench data synth`: "
+                f"<data-root>/synthetic/{MANIFEST_NAME} plus one <scene>.npy (L, H, W) float32 per scene"),
+        folder_names=("synthetic",),
+        reader="synthetic",
+    )
+
+
+#: Every dataset the toolkit knows, by name.
+DATASETS: dict[str, DatasetSpec] = {
+    "cave": DatasetSpec(
+        name="cave",
+        title="CAVE multispectral (Yasuma et al. 2010)",
+        bands=readers.CAVE_BANDS,
+        wavelengths=readers.CAVE_WAVELENGTHS,
+        normalisation="÷ 65535 (16-bit PNG); ÷ 255 for 8-bit bands (watercolors_ms)",
+        layout=("<data-root>/CAVE/<scene>_ms/<scene>_ms/<scene>_ms_01.png ... _31.png (official nested "
+                "layout) or <data-root>/CAVE/<scene>_ms/<scene>_ms_01.png ... _31.png (flat)"),
+        folder_names=("CAVE", "complete_ms_data"),
+        reader="cave",
+    ),
+    "harvard": DatasetSpec(
+        name="harvard",
+        title="Harvard real-world HSIs (Chakrabarti & Zickler 2011)",
+        bands=len(readers.HARVARD_WAVELENGTHS),
+        wavelengths=readers.HARVARD_WAVELENGTHS,
+        normalisation="÷ max of the whole image",
+        layout=("<data-root>/Harvard/<scene>.mat (MATLAB, variable ref H x W x 31 and mask lbl), directly "
+                "or in the archives' sub-folders CZ_hsdb/ and CZ_hsdbi/"),
+        folder_names=("Harvard",),
+        reader="harvard",
+    ),
+    "foster": DatasetSpec(
+        name="foster",
+        title="Foster 2015 local-illumination HSIs (Nascimento, Amano & Foster 2016)",
+        bands=len(readers.FOSTER_WAVELENGTHS),
+        wavelengths=readers.FOSTER_WAVELENGTHS,
+        normalisation="÷ max of the whole image",
+        layout="<data-root>/Foster/<scene>.mat (MATLAB v5 or v7.3, variable hsi H x W x 33)",
+        folder_names=("Foster", "Foster2015"),
+        reader="foster",
+    ),
+    "synthetic": _synthetic_spec(),
+    "generic": DatasetSpec(
+        name="generic",
+        title="Any folder of cubes (.mat, .h5/.hdf5, .npy)",
+        bands=None,
+        wavelengths=None,
+        normalisation="÷ max when values exceed 1, else kept (reader option normalise=)",
+        layout="<data-root>/<scene>.mat | .h5 | .hdf5 | .npy, one cube per file (the data root itself)",
+        folder_names=(),
+        reader="generic",
+    ),
+}
+
+
+class Dataset:
+    """The scenes of one dataset: their sorted names, and loading one by name.
+
+    Attributes:
+        spec: the :class:`DatasetSpec`.
+        root: the folder the scenes were found in, or ``None`` for scenes generated in memory.
+        scene_names: sorted scene names.
+    """
+
+    def __init__(self, spec: DatasetSpec, root: Optional[Path], *,
+                 sources: Optional[dict[str, Path]] = None, scenes: Optional[Sequence[Scene]] = None,
+                 reader_options: Optional[dict[str, Any]] = None) -> None:
+        self.spec = spec
+        self.root = root
+        self._sources = dict(sources or {})
+        self._scenes = {scene.name: scene for scene in scenes or ()}
+        self._reader_options = dict(reader_options or {})
+        self.scene_names: list[str] = sorted(set(self._sources) | set(self._scenes))
+
+    @property
+    def name(self) -> str:
+        """The dataset name (``cave``, ``harvard``, ...)."""
+        return self.spec.name
+
+    def __len__(self) -> int:
+        return len(self.scene_names)
+
+    def __repr__(self) -> str:
+        where = self.root if self.root is not None else "in memory"
+        return f"Dataset({self.name!r}, {len(self)} scenes, {where})"
+
+    def source(self, scene_name: str) -> Optional[Path]:
+        """The file or folder a scene is read from (``None`` for a generated scene)."""
+        self._check_name(scene_name)
+        return self._sources.get(scene_name)
+
+    def load(self, scene_name: str) -> Scene:
+        """Load one scene by name.
+
+        Args:
+            scene_name: one of :attr:`scene_names`.
+
+        Returns:
+            The :class:`Scene` (a fresh copy for generated scenes, so callers may modify it).
+
+        Raises:
+            DataError: unknown scene name, or the scene's files are unusable (see ``load_scene``).
+        """
+        self._check_name(scene_name)
+        if scene_name in self._scenes:
+            scene = self._scenes[scene_name]
+            extras = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in scene.extras.items()}
+            wavelengths = None if scene.wavelengths is None else scene.wavelengths.copy()
+            return dataclasses.replace(scene, cube=scene.cube.copy(), wavelengths=wavelengths,
+                                       extras=extras)
+        return readers.load_scene(self._sources[scene_name], self.spec.reader, **self._reader_options)
+
+    def load_all(self) -> list[Scene]:
+        """Load every scene, in :attr:`scene_names` order."""
+        return [self.load(name) for name in self.scene_names]
+
+    def _check_name(self, scene_name: str) -> None:
+        if scene_name not in self._sources and scene_name not in self._scenes:
+            where = self.root if self.root is not None else "memory"
+            raise DataError(f"dataset {self.name!r} ({where}) has no scene {scene_name!r}. "
+                            f"{did_you_mean(scene_name, self.scene_names)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Data root
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_data_root(data_root: Optional[PathLike] = None) -> Path:
+    """Return the data root: ``data_root`` if given, else ``$HSIBENCH_DATA``, else ``./data``.
+
+    Args:
+        data_root: the ``--data-root`` value, or ``None``.
+
+    Returns:
+        The path (``~`` expanded; the default is absolute, under the current directory). It is not
+        checked for existence here; :func:`open_dataset` does that and says where it looked.
+    """
+    if data_root is not None and str(data_root) != "":
+        return Path(data_root).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV, "")
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() / DEFAULT_DATA_ROOT
+
+
+def _root_origin(data_root: Optional[PathLike]) -> str:
+    """Where the data root came from, for error messages."""
+    if data_root is not None and str(data_root) != "":
+        return "from --data-root"
+    if os.environ.get(DATA_ROOT_ENV, ""):
+        return f"from ${DATA_ROOT_ENV}"
+    return f"the default ./{DEFAULT_DATA_ROOT}, as neither --data-root nor ${DATA_ROOT_ENV} is set"
+
+
+def _how_to_set_root() -> str:
+    return (f"Point the toolkit at the folder holding the data with --data-root PATH or the "
+            f"{DATA_ROOT_ENV} environment variable.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Scene discovery
+# --------------------------------------------------------------------------------------------------
+
+
+def _visible_children(folder: Path) -> list[Path]:
+    """Entries of ``folder`` in name order, hidden ones (``.x``, macOS ``._x``) left out."""
+    try:
+        return sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+    except OSError as error:
+        raise DataError(f"cannot list the folder {folder}: {error}. Check its permissions.") from error
+
+
+def _children_named(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Sub-folders of ``folder`` whose name equals one of ``names`` in any case (exact case first)."""
+    wanted = {name.lower() for name in names}
+    matches = [c for c in _visible_children(folder) if c.is_dir() and c.name.lower() in wanted]
+    return sorted(matches, key=lambda c: (c.name not in names, c.name))
+
+
+def _has_png(folder: Path) -> bool:
+    return any(c.is_file() and c.suffix.lower() == ".png" for c in _visible_children(folder))
+
+
+def _is_cave_scene_folder(folder: Path) -> bool:
+    """A CAVE scene folder holds PNGs directly or in a sub-folder, or is named like one (``*_ms``)."""
+    if folder.name.lower().endswith("_ms") or _has_png(folder):
+        return True
+    return any(c.is_dir() and _has_png(c) for c in _visible_children(folder))
+
+
+def _files_with_suffix(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+    return [c for c in _visible_children(folder) if c.is_file() and c.suffix.lower() in suffixes]
+
+
+def _by_stem(files: list[Path], folder: Path) -> dict[str, Path]:
+    """Map each file's stem (the scene name) to it; two files with one stem is an error."""
+    found: dict[str, Path] = {}
+    for file in files:
+        if file.stem in found:
+            raise DataError(f"{folder}: two files for scene {file.stem!r} ({found[file.stem]} and {file}). "
+                            "Keep one of them.")
+        found[file.stem] = file
+    return found
+
+
+def discover_scenes(spec: DatasetSpec, folder: Path) -> dict[str, Path]:
+    """Find the scenes of a dataset in its folder.
+
+    Args:
+        spec: the dataset.
+        folder: the dataset's folder (e.g. ``<data-root>/CAVE``).
+
+    Returns:
+        Scene name -> the folder (CAVE) or file it is read from. Unusable scenes are included (a CAVE
+        folder with missing bands, a corrupt file): loading them raises, so they are reported, not
+        silently skipped.
+
+    Raises:
+        DataError: two files claim the same scene name, or a folder cannot be listed.
+    """
+    if spec.name == "cave":
+        return {c.name: c for c in _visible_children(folder) if c.is_dir() and _is_cave_scene_folder(c)}
+    if spec.name == "harvard":
+        files = _files_with_suffix(folder, (".mat",))
+        for sub in _children_named(folder, _HARVARD_SUBFOLDERS):
+            files += _files_with_suffix(sub, (".mat",))
+        return _by_stem(files, folder)
+    if spec.name == "foster":
+        return _by_stem(_files_with_suffix(folder, (".mat",)), folder)
+    if spec.name == "generic":
+        return _by_stem(_files_with_suffix(folder, readers.GENERIC_SUFFIXES), folder)
+    raise ConfigError(f"dataset {spec.name!r} has no folder to discover scenes in.")
+
+
+def _find_dataset_folder(spec: DatasetSpec, root: Path, origin: str) -> tuple[Path, dict[str, Path]]:
+    """The dataset's folder under ``root`` (a named sub-folder, else ``root`` itself) and its scenes."""
+    if not root.is_dir():
+        state = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"data root {root.absolute()} ({origin}) {state}. Expected {spec.title} as "
+                        f"{spec.layout}. {_how_to_set_root()}")
+    looked = []
+    for folder in _children_named(root, spec.folder_names):
+        scenes = discover_scenes(spec, folder)
+        if scenes:
+            return folder, scenes
+        looked.append(f"{folder.absolute()} (no scenes)")
+    present = {folder.name.lower() for folder in _children_named(root, spec.folder_names)}
+    looked += [f"{(root / name).absolute()} (not found)" for name in spec.folder_names
+               if name.lower() not in present]
+    scenes = discover_scenes(spec, root)
+    if scenes:
+        return root, scenes
+    looked.append(f"{root.absolute()} itself (no scenes)")
+    raise DataError(f"no {spec.name} scenes found under the data root {root.absolute()} ({origin}). Looked "
+                    f"in: {'; '.join(looked)}. Expected layout: {spec.layout}. {_how_to_set_root()}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic
+# --------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def _generated_scenes(n_scenes: int, size: int, bands: int, seed: int) -> tuple[Scene, ...]:
+    """The in-memory synthetic scenes, generated once per argument set and shared by every open."""
+    from hsisr_bench.data.synthetic import make_synthetic_scenes
+
+    return tuple(make_synthetic_scenes(n_scenes=n_scenes, size=size, bands=bands, seed=seed))
+
+
+def _find_synthetic_folder(root: Path) -> Optional[Path]:
+    if root.is_dir():
+        for folder in [root] + _children_named(root, ("synthetic",)):
+            if readers.read_synthetic_manifest(folder) is not None:
+                return folder
+    return None
+
+
+def _open_synthetic(spec: DatasetSpec, data_root: Optional[PathLike], options: dict[str, Any]) -> Dataset:
+    generator = {k: options.pop(k) for k in SYNTHETIC_ARGUMENTS if k in options}
+    root = resolve_data_root(data_root)
+    folder = _find_synthetic_folder(root)
+    explicit = data_root is not None and str(data_root) != ""
+    if folder is None and explicit:
+        from hsisr_bench.data.synthetic import MANIFEST_NAME
+
+        raise DataError(
+            f"no synthetic dataset under {root.absolute()} (from --data-root): looked for "
+            f"{root / MANIFEST_NAME} and {root / 'synthetic' / MANIFEST_NAME}. Write one with "
+            "`hsibench data synth --out DIR`, or omit --data-root to generate the scenes in memory."
+        )
+    if folder is None:
+        if options:
+            raise ConfigError(f"option(s) {', '.join(sorted(options))} do not apply to the in-memory "
+                              f"synthetic dataset. Valid: {', '.join(SYNTHETIC_ARGUMENTS)}.")
+        arguments = {**_SYNTHETIC_DEFAULTS, **generator}
+        scenes = _generated_scenes(*(arguments[k] for k in SYNTHETIC_ARGUMENTS))
+        return Dataset(spec, None, scenes=scenes)
+
+    manifest = readers.read_synthetic_manifest(folder)
+    assert manifest is not None
+    stored = manifest.get("arguments", {})
+    differ = {k: (v, stored.get(k)) for k, v in generator.items() if stored.get(k) != v}
+    if differ:
+        detail = ", ".join(f"{k}={v} (on disk {d})" for k, (v, d) in differ.items())
+        raise DataError(f"the synthetic dataset in {folder} was generated with other arguments: {detail}. "
+                        "Drop those options, or write a new folder with `hsibench data synth`.")
+    readers.check_reader_options("synthetic", options)
+    sources = {name: folder / f"{name}.npy" for name in manifest["scenes"]}
+    missing = [str(path) for path in sources.values() if not path.is_file()]
+    if missing:
+        raise DataError(f"the synthetic dataset in {folder} lacks {len(missing)} scene file(s): "
+                        f"{', '.join(missing)}. Write it again with `hsibench data synth --force`.")
+    return Dataset(spec, folder, sources=sources, reader_options=options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """Return the spec of a dataset by name (any case).
+
+    Raises:
+        ConfigError: unknown name, with a did-you-mean hint.
+    """
+    key = str(name).lower()
+    if key not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r} (--dataset). {did_you_mean(str(name), DATASETS)}")
+    return DATASETS[key]
+
+
+def open_dataset(name: str, data_root: Optional[PathLike] = None, **options: Any) -> Dataset:
+    """Find a dataset's scenes under the data root.
+
+    Args:
+        name: ``cave``, ``harvard``, ``foster``, ``synthetic`` or ``generic`` (any case).
+        data_root: the data root (``--data-root``); ``None`` uses ``$HSIBENCH_DATA``, else ``./data``.
+            It may hold the dataset's folder (``CAVE/``, ``Harvard/``, ``Foster/``, any case) or be that
+            folder itself; for ``generic`` it is the folder of cubes. ``synthetic`` is generated in
+            memory unless the root holds a folder written by ``hsibench data synth`` (it must, when
+            ``data_root`` is given).
+        **options: for ``synthetic`` in memory, the generator arguments ``n_scenes``, ``size``,
+            ``bands``, ``seed``; otherwise reader options passed to ``load_scene`` for every scene
+            (e.g. ``min_bands``, and ``key``, ``band_axis``, ``normalise`` for ``generic``).
+
+    Returns:
+        A :class:`Dataset`; scenes are read from disk only when loaded.
+
+    Raises:
+        ConfigError: unknown dataset name (with did-you-mean) or option.
+        DataError: the data root or the dataset folder is missing or holds no scenes; the message
+            lists every path looked at, the expected layout and how to set the data root.
+    """
+    spec = get_dataset_spec(name)
+    options = dict(options)
+    if "name" in options:
+        raise ConfigError("option 'name' renames one scene; it cannot apply to a whole dataset.")
+    if spec.name == "synthetic":
+        return _open_synthetic(spec, data_root, options)
+    readers.check_reader_options(spec.reader, options)
+    root = resolve_data_root(data_root)
+    folder, sources = _find_dataset_folder(spec, root, _root_origin(data_root))
+    return Dataset(spec, folder, sources=sources, reader_options=options)
