@@ -1,0 +1,377 @@
+"""The fast forward path of SSRNet: the same parameters and arithmetic as the plain path, re-laid out.
+
+What it does, and why (each choice measured on the 2-core AMD EPYC development machine while other
+jobs ran, single thread, CPU time, SSRNet ×2 on a 31×64×64 LR cube; the ``models`` benchmark suite
+re-measures the whole-network ratio):
+
+- Activations stay in ``channels_last_3d`` (physically ``(B, L, h, w, C)``) from head to upsampling.
+  In that layout the (1,3,3) convolution is a 2D 3×3 convolution over the ``B·L`` band images and
+  the (3,1,1) convolution a 2D (3,1) convolution over ``(L, h·w)``, both on *views*, both running
+  oneDNN's channels-last kernels: 96 ms instead of 162 ms (spatial, NCDHW) and 45 ms instead of
+  152 ms (spectral: NCDHW falls back to PyTorch's im2col ``slow_conv3d``). Conv3d on the same
+  channels-last memory was as fast for the spectral conv and slower for the spatial one.
+- Upsampling and reconstruction are both linear, so ``tail ∘ upsample`` is one transposed
+  convolution with a single output channel, computed as ``s²`` dense sub-pixel convolutions plus a
+  pixel shuffle, with exact border corrections (see :func:`_upsample_reconstruct`): ~110 ms instead
+  of 490 ms (ConvTranspose3d 64->64, NCDHW; 515 ms channels-last; 1,170 ms as a dense sub-pixel
+  64->64·s² conv, whose zero taps cost 2.25× the FLOPs) + 270 ms (tail 64->1 on the HR grid). It
+  never forms the 64-channel HR tensor (2 GB for a 31×512×512 output).
+- Weight normalisation is folded into plain weights once per parameter change (cached; rebuilt when
+  a parameter's version or storage changes and dropped by ``train()``), together with the re-laid-out
+  weights and the reconstruction kernels; with autograd on they are recomputed differentiably.
+- Local feature fusion ``Conv1×1×1(concat(γ·x))`` is three accumulated matmuls with γ folded into
+  the weight: no 3C concat, and each unit output is free as soon as the next unit has used it.
+- The head (one input channel, where PyTorch picks its slow kernel and then needs a layout copy) is
+  one matmul over 27-voxel neighbourhoods that writes channels-last directly.
+- ReLU in place on each convolution's fresh output; residual adds in place when autograd is off.
+  Fusing ReLU into the oneDNN convolution (private ``mkldnn._convolution_pointwise``) saved ~2.5 %
+  of a convolution: not worth a private API. Rejected as slower: NNPACK's Winograd 3×3
+  (114 vs 84 ms), the spectral conv as three shifted matmuls, oneDNN's blocked layout.
+- Whole network: plain 7.7 s, fast 3.1 s (2.5×) on this loaded machine; one training step
+  (forward + backward, batch 4 of 32×32) 1.7× faster than the plain path, so training uses this path
+  too. Much of the plain path's time is page faults from its larger fresh allocations (with glibc's
+  mmap threshold raised, plain 5.1 s and fast 2.8 s); the ratio is machine- and allocator-dependent.
+- On CUDA the same code runs on cuDNN; mixed precision comes from an outer ``torch.autocast`` (the
+  harness's ``amp`` option): weights are prepared in float32 and cast by autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hsisr_bench.models.ssrnet import SSRNet
+
+CL3D = torch.channels_last_3d
+CL2D = torch.channels_last
+
+
+class WeightCache:
+    """Prepared inference weights (weight norm folded, re-laid out), rebuilt when any parameter changes.
+
+    The key is ``(id, data_ptr, _version)`` of every parameter: an optimiser step or ``load_state_dict``
+    bumps ``_version`` (in-place update), ``.to(device)`` or ``p.data = ...`` changes ``data_ptr``.
+    Copies and pickles of a model start with an empty cache.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple = ()
+        self.weights: dict = {}
+
+    def clear(self) -> None:
+        """Forget the prepared weights."""
+        self.key, self.weights = (), {}
+
+    def get(self, model: torch.nn.Module, build: Callable[[], dict]) -> dict:
+        """The cached weights of ``model``, rebuilt with ``build()`` if a parameter changed since."""
+        key = tuple((id(p), p.data_ptr(), p._version) for p in model.parameters())
+        if key != self.key or not self.weights:
+            self.weights, self.key = build(), key
+        return self.weights
+
+    def __deepcopy__(self, memo) -> "WeightCache":
+        return WeightCache()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.clear()
+
+
+# --------------------------------------------------------------------------- weight preparation
+
+
+def prepare_weights(model: "SSRNet") -> dict:
+    """Every layer's effective weights, re-laid out for the fast kernels (differentiable).
+
+    Keys are the modules; values are ``(weight, bias)`` for convolutions, ``(matrices, bias)`` for a
+    fusion convolution and a :class:`_Reconstruction` for the upsampling layer.
+    """
+    weights: dict = {model.head: (model.head.weight, model.head.bias)}
+    for module in model.body:
+        for block in _blocks(module):
+            if hasattr(block, "spatial"):
+                w_s = block.spatial.weight[:, :, 0]  # (C, C, 1, 3, 3) -> (C, C, 3, 3)
+                w_l = block.spectral.weight[..., 0]  # (C, C, 3, 1, 1) -> (C, C, 3, 1)
+                weights[block.spatial] = (w_s.contiguous(memory_format=CL2D), block.spatial.bias)
+                weights[block.spectral] = (w_l.contiguous(memory_format=CL2D), block.spectral.bias)
+            else:
+                weights[block.conv] = (block.conv.weight.contiguous(memory_format=CL3D), block.conv.bias)
+        if module.lff:
+            parts = module.fusion.weight.flatten(1).chunk(3, dim=1)  # (C, 3C, 1, 1, 1) -> 3 × (C, C)
+            # γ_k·x_k then the 1×1×1 conv equals the conv with γ_k folded into its k-th column block.
+            mats = tuple((g * part).t() for g, part in zip(module.gamma, parts))  # (C_in, C_out) each
+            weights[module.fusion] = (mats, module.fusion.bias)
+    weights[model.upsample] = _Reconstruction(model.upsample.weight, model.upsample.bias, model.tail.weight,
+                                              model.tail.bias, model.scale)
+    return weights
+
+
+def _blocks(module) -> list:
+    return [b for unit in module.units for b in (unit.first, unit.second)] + [module.close]
+
+
+def _detached(weights: dict) -> dict:
+    def detach(value):
+        if isinstance(value, tuple):
+            return tuple(detach(v) for v in value)
+        if isinstance(value, _Reconstruction):
+            return value.detached()
+        return value.detach()
+
+    return {k: detach(v) for k, v in weights.items()}
+
+
+# --------------------------------------------------------------------------- layers on (B, C, L, h, w) CL3D
+
+
+def _head(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Conv3d 3×3×3, 1 -> C, padding 1, as one matmul over the 27-voxel neighbourhoods."""
+    B, L, h, w = x.shape
+    padded = F.pad(x, (1, 1, 1, 1, 1, 1))  # (B, L+2, h+2, w+2)
+    cols = padded.unfold(1, 3, 1).unfold(2, 3, 1).unfold(3, 3, 1)  # (B, L, h, w, 3, 3, 3), a view
+    out = torch.addmm(bias, cols.reshape(-1, 27), weight.reshape(weight.shape[0], 27).t())  # (B·L·h·w, C)
+    return out.reshape(B, L, h, w, -1).permute(0, 4, 1, 2, 3)  # (N, C) -> (B, C, L, h, w), CL3D
+
+
+def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ReLU(Conv3d (1,3,3) pad (0,1,1)) as a 2D 3×3 convolution over the ``B·L`` band images."""
+    B, C, L, h, w = x.shape
+    x2 = x.permute(0, 2, 1, 3, 4).reshape(B * L, C, h, w)  # (B, C, L, h, w) -> (B·L, C, h, w), a view in CL3D
+    y = F.relu_(F.conv2d(x2, weight, bias, padding=1))  # (B·L, C', h, w) channels-last
+    return y.reshape(B, L, -1, h, w).permute(0, 2, 1, 3, 4)  # -> (B, C', L, h, w), CL3D
+
+
+def _spectral_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ReLU(Conv3d (3,1,1) pad (1,0,0)) as a 2D (3,1) convolution over ``(L, h·w)``."""
+    B, C, L, h, w = x.shape
+    y = F.relu_(F.conv2d(x.reshape(B, C, L, h * w), weight, bias, padding=(1, 0)))  # (B, C', L, h·w), a view
+    return y.reshape(B, -1, L, h, w)  # (B, C', L, h·w) -> (B, C', L, h, w)
+
+
+def _block(block, x: torch.Tensor, weights: dict) -> torch.Tensor:
+    # ReLU runs in place on each convolution's own output, before any reshape: in place on a fresh
+    # base tensor costs autograd nothing (in place on a view would make it copy the base in backward).
+    if hasattr(block, "spatial"):
+        return _spectral_relu(_spatial_relu(x, *weights[block.spatial]), *weights[block.spectral])
+    return F.relu_(F.conv3d(x, *weights[block.conv], padding=1))
+
+
+def _as_matrix(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 4, 1).reshape(-1, x.shape[1])  # (B, C, L, h, w) -> (B·L·h·w, C), a view in CL3D
+
+
+def _ssrm(module, x: torch.Tensor, weights: dict, inplace: bool) -> torch.Tensor:
+    # Local feature fusion ReLU(Conv1×1×1(concat(γ1·x1, γ2·x2, γ3·x3))) is accumulated as
+    # Σ_k x_k · (γ_k W_k)ᵀ, one matmul per unit output, so the 3C concat is never formed.
+    acc = None
+    y = x
+    for k, unit in enumerate(module.units):
+        z = _block(unit.second, _block(unit.first, y, weights), weights)
+        y = z.add_(y) if inplace else z + y
+        if module.lff:
+            mats, bias = weights[module.fusion]
+            if acc is None:
+                acc = torch.addmm(bias, _as_matrix(y), mats[k])  # (N, C)
+            else:  # in-place ops are not autocast: match the accumulator's dtype by hand
+                acc = acc.addmm_(_as_matrix(y), mats[k].to(acc.dtype))
+    if module.lff:
+        B, C, L, h, w = x.shape
+        fused = F.relu_(acc).reshape(B, L, h, w, -1).permute(0, 4, 1, 2, 3)  # (N, C) -> (B, C, L, h, w), CL3D
+    else:
+        fused = y
+    fused = fused.add_(x) if inplace else fused + x
+    return _block(module.close, fused, weights)
+
+
+# --------------------------------------------------------------------------- upsampling + reconstruction
+
+
+def _composite_kernel(w_up: torch.Tensor, w_tail: torch.Tensor, fixed: tuple) -> torch.Tensor:
+    """The kernel of ``tail ∘ upsample`` as one transposed convolution with a single output channel.
+
+    Per dimension the transposed convolution (tap ``k`` of ``K``) followed by the 3-tap tail (tap
+    ``j``) contributes at composite tap ``m = k - j + 2``, ``0 <= m < K + 2``; the composite kernel
+    sums ``W[:, c, k] · Wt[c, j]`` over the upsampling's output channels ``c``. A dimension given in
+    ``fixed`` as ``(k, j)`` keeps only that pair (kernel size 1 there): the border corrections.
+
+    Args:
+        w_up: transposed-convolution weight ``(C, C', K0, K1, K2)``.
+        w_tail: tail weight ``(1, C', 3, 3, 3)``.
+        fixed: per dimension ``None`` or a ``(k, j)`` pair.
+
+    Returns:
+        ``(C, 1, M0, M1, M2)``, ``M = K + 2`` in free dimensions and 1 in fixed ones.
+    """
+    sub, j_ranges, sizes = w_up, [], []
+    for d, pair in enumerate(fixed):
+        if pair is None:
+            j_ranges.append(range(3))
+            sizes.append(w_up.shape[2 + d] + 2)
+        else:
+            sub = sub.narrow(2 + d, pair[0], 1)
+            j_ranges.append(range(pair[1], pair[1] + 1))
+            sizes.append(1)
+    kernel = w_up.new_zeros(w_up.shape[0], 1, *sizes)
+    for j in itertools.product(*j_ranges):
+        contribution = torch.einsum("io...,o->i...", sub, w_tail[0, :, j[0], j[1], j[2]])  # (C, k0, k1, k2)
+        where = [slice(None), 0]
+        for d, pair in enumerate(fixed):
+            where.append(slice(0, 1) if pair is not None else slice(2 - j[d], 2 - j[d] + sub.shape[2 + d]))
+        kernel[tuple(where)] += contribution
+    return kernel
+
+
+def _phase_taps(size: int, stride: int, padding: int) -> tuple[list, int, int]:
+    """Sub-pixel decomposition of a 1D transposed convolution whose output is ``stride ×`` its input.
+
+    Output ``o = stride·q + r`` receives kernel tap ``m = stride·t + r + padding`` from input ``q - t``.
+
+    Returns:
+        ``taps[r][a]``: the kernel tap that phase ``r`` uses at tap ``a`` of an ordinary convolution
+        (``None`` where there is none), and that convolution's left and right zero padding.
+    """
+    t_lo = -((stride - 1 + padding) // stride)  # ceil((-(stride-1) - padding) / stride)
+    t_hi = (size - 1 - padding) // stride
+    taps = [[None] * (t_hi - t_lo + 1) for _ in range(stride)]
+    for r in range(stride):
+        for a in range(t_hi - t_lo + 1):
+            m = stride * (t_hi - a) + r + padding
+            if 0 <= m < size:
+                taps[r][a] = m
+    return taps, t_hi, -t_lo
+
+
+def _phase_kernel(kernel: torch.Tensor, strides: tuple, paddings: tuple) -> tuple[torch.Tensor, tuple]:
+    """Rewrite a one-output-channel transposed convolution as ``s0·s1·s2`` ordinary ones (one per phase).
+
+    Returns:
+        The ordinary kernel ``(s0·s1·s2, C, A0, A1, A2)`` (channels-last 3D, like the activations: a
+        weight in another layout makes the convolution copy its large input) and the per-dimension
+        ``(left, right)`` padding.
+    """
+    gathers, pads = [], []
+    for d in range(3):
+        taps, left, right = _phase_taps(kernel.shape[2 + d], strides[d], paddings[d])
+        onehot = kernel.new_zeros(strides[d], len(taps[0]), kernel.shape[2 + d])  # (phase, tap, kernel tap)
+        for r, row in enumerate(taps):
+            for a, m in enumerate(row):
+                if m is not None:
+                    onehot[r, a, m] = 1.0
+        gathers.append(onehot)
+        pads.append((left, right))
+    # (C, M0, M1, M2) -> (s0, s1, s2, C, A0, A1, A2): a one-hot gather, exact.
+    phase = torch.einsum("cxyz,pax,qby,rez->pqrcabe", kernel[:, 0], *gathers)
+    phase = phase.reshape(-1, *phase.shape[3:]).contiguous(memory_format=CL3D)
+    return phase, tuple(pads)
+
+
+def _phase_conv(y: torch.Tensor, phase: torch.Tensor, strides: tuple, pads: tuple) -> torch.Tensor:
+    """Apply a phase kernel and shuffle the phases into place: ``(B, C, n0, n1, n2) -> (B, s0·n0, s1·n1, s2·n2)``."""
+    if all(left == right for left, right in pads):
+        z = F.conv3d(y, phase, padding=tuple(left for left, _ in pads))
+    else:
+        z = F.conv3d(F.pad(y, [p for pair in reversed(pads) for p in pair]), phase)
+    B, _, n0, n1, n2 = z.shape
+    s0, s1, s2 = strides
+    z = z.reshape(B, s0, s1, s2, n0, n1, n2).permute(0, 4, 1, 5, 2, 6, 3)  # (B, n0, s0, n1, s1, n2, s2)
+    return z.reshape(B, n0 * s0, n1 * s1, n2 * s2)
+
+
+class _Reconstruction:
+    """``tail ∘ upsample`` prepared as phase kernels: the whole-grid one and the 26 border corrections.
+
+    Per dimension, the transposed convolution (kernel ``K``, stride ``s``, padding 1) then the tail
+    (3 taps, padding 1) equal the composite transposed convolution (kernel ``K+2``, padding 2) except
+    where the tail's zero padding cut the upsampled grid: the composite would also count the two
+    cropped-away upsampling outputs. Those enter only the first output, from the first input, through
+    taps ``(k=0, j=0)`` (``'lo'``), and the last output from the last input through ``(k=K-1, j=2)``
+    (``'hi'``). Inclusion–exclusion over the three dimensions removes exactly those terms: for every
+    choice of ``None``/``'lo'``/``'hi'`` per dimension (not all ``None``), the terms fixed in the chosen
+    dimensions form a thin slab computed with its own kernel, added with sign ``(-1)^(#fixed)``.
+    """
+
+    def __init__(self, w_up, b_up, w_tail, b_tail, scale: int, parts=None, bias_taps=None) -> None:
+        self.w_up, self.b_up, self.w_tail, self.b_tail, self.scale = w_up, b_up, w_tail, b_tail, scale
+        self.strides = (1, scale, scale)
+        K = w_up.shape[2:]
+        if parts is None:
+            parts = []
+            for combo in itertools.product((None, "lo", "hi"), repeat=3):
+                pairs = tuple(None if c is None else (0, 0) if c == "lo" else (K[d] - 1, 2)
+                              for d, c in enumerate(combo))
+                strides = tuple(self.strides[d] if c is None else 1 for d, c in enumerate(combo))
+                paddings = tuple(2 if c is None else 0 for c in combo)
+                phase, pads = _phase_kernel(_composite_kernel(w_up, w_tail, pairs), strides, paddings)
+                parts.append((combo, phase, strides, pads))
+            # What the biases add: b_tail + Σ_j (Σ_c Wt[c, j] b_up[c]) · [o + j - 1 inside the grid].
+            bias_taps = torch.einsum("cxyz,c->xyz", w_tail[0], b_up)  # (3, 3, 3)
+        self.parts, self.bias_taps = parts, bias_taps
+
+    def detached(self) -> "_Reconstruction":
+        """A copy holding detached tensors (for the inference cache)."""
+        parts = [(c, phase.detach(), s, p) for c, phase, s, p in self.parts]
+        return _Reconstruction(self.w_up.detach(), self.b_up.detach(), self.w_tail.detach(), self.b_tail.detach(),
+                               self.scale, parts, self.bias_taps.detach())
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        """``tail(upsample(y))``: ``(B, C, L, h, w) -> (B, L, s·h, s·w)``, no 64-channel HR tensor."""
+        n = y.shape[2:]
+        out = None
+        for combo, phase, strides, pads in self.parts:  # the all-None (whole-grid) part comes first
+            if out is None:
+                out = _phase_conv(y, phase, strides, pads)
+                continue
+            slab, target = y, out
+            for d, c in enumerate(combo):
+                if c is not None:
+                    slab = slab.narrow(2 + d, 0 if c == "lo" else n[d] - 1, 1)
+                    target = target.narrow(1 + d, 0 if c == "lo" else self.strides[d] * n[d] - 1, 1)
+            fixed = sum(c is not None for c in combo)
+            target.add_(_phase_conv(slab, phase, strides, pads), alpha=-1.0 if fixed % 2 else 1.0)
+        return out + self._bias_map(out.shape[1:]).to(out.dtype)
+
+    def _bias_map(self, size) -> torch.Tensor:
+        inside = []
+        for n in size:
+            position = (torch.arange(n, device=self.bias_taps.device)[:, None]
+                        + torch.arange(3, device=self.bias_taps.device)[None, :] - 1)  # (n, 3): o + j - 1
+            inside.append(((position >= 0) & (position < n)).to(self.bias_taps.dtype))
+        return torch.einsum("xyz,lx,hy,wz->lhw", self.bias_taps, *inside) + self.b_tail[0]  # (L, H, W)
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def forward(model: "SSRNet", x: torch.Tensor) -> torch.Tensor:
+    """The fast forward path of ``model``: ``(B, L, h, w) -> (B, L, s·h, s·w)``."""
+    # Weights are prepared in float32 even under autocast (autocast casts them where they are used).
+    with _float32_weights(x.device.type):
+        if torch.is_grad_enabled():  # recomputed, differentiably
+            weights = prepare_weights(model)
+        else:  # folded once, cached until a parameter changes
+            weights = model._fast_cache.get(model, lambda: _detached(prepare_weights(model)))
+    # Without autograd the residual adds can write into tensors nobody needs any more.
+    inplace = not torch.is_grad_enabled()
+    f0 = _head(x, *weights[model.head])  # (B, C, L, h, w)
+    y = f0
+    for module in model.body:
+        y = _ssrm(module, y, weights, inplace)
+        if model.grl:
+            y = y.add_(f0) if inplace else y + f0
+    return weights[model.upsample](y)  # (B, L, s·h, s·w)
+
+
+def _float32_weights(device_type: str):
+    """A context that turns autocast off while weights are prepared (a no-op when it is not on)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (e.g. "meta")
+        enabled = False
+    return torch.autocast(device_type, enabled=False) if enabled else contextlib.nullcontext()

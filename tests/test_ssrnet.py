@@ -1,0 +1,274 @@
+"""SSRNet: structure (parameter counts), shapes, the fast path against the plain path, training, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hsisr_bench.errors import MethodError
+from hsisr_bench.models.ssrnet import PARAM_COUNTS, VARIANTS, SSRNet, build_ssrnet
+from hsisr_bench.registry import count_parameters, create_method, get_method_info
+
+# Hand counts for 31 bands at ×2 (weight norm: v plus one g per output channel, PyTorch's dim 0;
+# ConvTranspose3d: one g per input channel; every layer has a bias):
+#   head Conv3d 3×3×3 1->64        27·64 + 64 (g) + 64 (b)            =     1,856
+#   separable block                (9·64·64 + 128) + (3·64·64 + 128)  =    49,408
+#   LFF: fusion 1×1×1 192->64 + 3 γ  192·64 + 128 + 3                 =    12,419
+#   SSRM = 7 blocks + LFF          7·49,408 + 12,419                  =   358,275
+#   upsampling ×2                  64·64·3·4·4 + 64 + 64              =   196,736
+#   tail Conv3d 3×3×3 64->1        27·64 + 1 + 1                      =     1,730
+#   SSRNet ×2 = 1,856 + 3·358,275 + 196,736 + 1,730                   = 1,275,147
+HEAD, BLOCK, LFF, UP2, TAIL = 1_856, 49_408, 12_419, 196_736, 1_730
+SSRM = 7 * BLOCK + LFF
+DEFAULT_X2 = 1_275_147
+
+EXPECTED_VARIANT_COUNTS = {
+    "nolff": DEFAULT_X2 - 3 * LFF,  # no fusion conv and no γ: 1,237,890
+    "nogrl": DEFAULT_X2,  # the global skips are parameter-free
+    "nolff_nogrl": DEFAULT_X2 - 3 * LFF,
+    "standard": 2_562_699,  # 7 blocks of one 3×3×3 conv (27·64·64 + 128) per SSRM
+    "d2": DEFAULT_X2 - SSRM,  # 916,872
+    "d4": DEFAULT_X2 + SSRM,  # 1,633,422
+    "d5": DEFAULT_X2 + 2 * SSRM,  # 1,991,697
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny inputs: with the cores shared, OpenMP synchronisation costs more than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _randomised(model: SSRNet, seed: int = 0) -> SSRNet:
+    """Perturb every parameter (g, v, biases, γ) so that no test passes by symmetry of the init."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + 0.2 * torch.randn(p.shape, generator=generator))
+            p.add_(0.02 * torch.randn(p.shape, generator=generator))
+    return model
+
+
+def _pair(scale: int, seed: int = 0, **options) -> tuple[SSRNet, SSRNet]:
+    """A fast and a plain model with the same (randomised) weights."""
+    torch.manual_seed(seed)
+    fast = _randomised(build_ssrnet(bands=31, scale=scale, **options), seed).eval()
+    plain = build_ssrnet(bands=31, scale=scale, fast=False, **options).eval()
+    plain.load_state_dict(fast.state_dict())
+    return fast, plain
+
+
+def test_hand_count_matches_the_protocol():
+    assert HEAD + 3 * SSRM + UP2 + TAIL == DEFAULT_X2
+
+
+@pytest.mark.parametrize("scale, expected", [(2, 1_275_147), (3, 1_385_739), (4, 1_520_907)])
+def test_parameter_counts_of_the_paper(scale, expected):
+    assert count_parameters(build_ssrnet(bands=31, scale=scale)) == expected
+    assert PARAM_COUNTS[(scale, "default")] == expected
+
+
+def test_parameter_count_of_standard_blocks():
+    assert count_parameters(build_ssrnet(bands=31, scale=2, block="standard")) == 2_562_699
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_builds_counts_and_runs(variant):
+    model = create_method("ssrnet", bands=31, scale=2, **VARIANTS[variant])
+    assert count_parameters(model) == EXPECTED_VARIANT_COUNTS[variant]
+    with torch.no_grad():
+        out = model.eval()(torch.randn(1, 31, 8, 8))
+    assert out.shape == (1, 31, 16, 16)
+    assert torch.isfinite(out).all()
+
+
+def test_registry_metadata():
+    info = get_method_info("ssrnet")
+    assert info.input == "lr" and info.trainable and info.loss == "l1"
+    assert info.optimizer == {"name": "adam", "lr": 1e-4, "betas": (0.9, 0.999)}
+    assert info.options == {"block": "separable", "lff": True, "grl": True, "n_modules": 3, "n_feats": 64,
+                            "fast": True}
+    assert set(info.variants) == {"nolff", "nogrl", "nolff_nogrl", "standard", "d2", "d4", "d5"}
+    for (scale, variant), count in info.param_counts.items():
+        options = {} if variant == "default" else info.variants[variant]
+        assert count_parameters(create_method("ssrnet", bands=31, scale=scale, **options)) == count
+
+
+def test_lff_and_grl_change_the_structure():
+    default = build_ssrnet(bands=31, scale=2)
+    no_lff = build_ssrnet(bands=31, scale=2, lff=False)
+    assert hasattr(default.body[0], "fusion") and not hasattr(no_lff.body[0], "fusion")
+    assert not hasattr(no_lff.body[0], "gamma")
+    # GRL has no parameters, so the same weights must give a different function without it.
+    fast, _ = _pair(2)
+    no_grl = build_ssrnet(bands=31, scale=2, grl=False).eval()
+    no_grl.load_state_dict(fast.state_dict())
+    x = torch.randn(1, 31, 6, 6)
+    with torch.no_grad():
+        assert (fast(x) - no_grl(x)).abs().max() > 1e-3
+        assert (no_grl(x) - no_grl.forward_plain(x)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("fast", [True, False])
+def test_output_shape_on_non_square_input(scale, fast):
+    model = build_ssrnet(bands=31, scale=scale, fast=fast).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 31, 7, 5))
+    assert out.shape == (2, 31, 7 * scale, 5 * scale)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fast_path_equals_plain_path(scale):
+    fast, plain = _pair(scale, seed=scale)
+    x = torch.randn(2, 31, 9, 6, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = plain(x)
+        got = fast(x)
+    assert expected.abs().max() > 0.05  # a non-trivial output
+    assert (got - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("options", [{"lff": False}, {"block": "standard"}, {"grl": False, "n_modules": 2}])
+def test_fast_path_equals_plain_path_for_variants(options):
+    fast, plain = _pair(3, seed=5, **options)
+    x = torch.randn(1, 31, 5, 7, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert (fast(x) - plain(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 2, 1, 3), (1, 3, 2, 2)])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_fast_path_borders_on_tiny_inputs(shape, scale):
+    """Every output is a border output here: the inclusion–exclusion corrections all matter."""
+    torch.manual_seed(3)
+    fast = _randomised(build_ssrnet(bands=shape[1], scale=scale, n_feats=8), seed=3).eval()
+    plain = build_ssrnet(bands=shape[1], scale=scale, n_feats=8, fast=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        assert (fast(x) - plain(x)).abs().max().item() <= 1e-5
+
+
+def test_backward_through_the_default_path_matches_plain():
+    fast, plain = _pair(2, seed=7)
+    fast.train()
+    plain.train()
+    x = torch.randn(2, 31, 6, 5)
+    target = torch.randn(2, 31, 12, 10)
+    grads = []
+    for model in (fast, plain):
+        model.zero_grad()
+        loss = (model(x) - target).abs().mean()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        assert torch.isfinite(grad).all(), name
+        assert (grad - grads[1][name]).abs().max().item() <= 1e-5 * max(1.0, grads[1][name].abs().max().item()), name
+    assert grads[0]["body.0.gamma"].abs().sum() > 0
+    assert grads[0]["upsample.parametrizations.weight.original0"].abs().sum() > 0
+
+
+def test_state_dict_is_interchangeable_between_paths():
+    torch.manual_seed(0)
+    fast = _randomised(build_ssrnet(bands=31, scale=2, fast=True), seed=11).eval()
+    torch.manual_seed(1)
+    plain = build_ssrnet(bands=31, scale=2, fast=False).eval()
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(fast.state_dict())
+    back = build_ssrnet(bands=31, scale=2).eval()
+    back.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 31, 6, 6)
+    with torch.no_grad():
+        assert (plain(x) - fast(x)).abs().max() <= 1e-5
+        assert torch.equal(back(x), fast(x))
+
+
+def test_inference_cache_follows_parameter_changes():
+    fast, plain = _pair(2, seed=13)
+    x = torch.randn(1, 31, 5, 5)
+    with torch.no_grad():
+        before = fast(x)  # builds the cache
+        for model in (fast, plain):
+            model.body[1].gamma.mul_(0.5)  # an in-place update, as an optimiser step does
+            model.tail.bias.add_(0.25)
+        after = fast(x)
+        assert (after - before).abs().max() > 1e-3
+        assert (after - plain(x)).abs().max() <= 1e-5
+        fast.load_state_dict(_pair(2, seed=14)[1].state_dict())
+        assert (fast(x) - after).abs().max() > 1e-3
+
+
+def test_gamma_scalars_are_trainable_and_used():
+    model = build_ssrnet(bands=31, scale=2)
+    for module in model.body:
+        assert module.gamma.shape == (3,)
+        assert module.gamma.requires_grad
+        assert torch.equal(module.gamma.detach(), torch.ones(3))
+    names = [n for n, _ in model.named_parameters()]
+    assert {"body.0.gamma", "body.1.gamma", "body.2.gamma"} <= set(names)
+    fast, plain = _pair(2, seed=17)
+    x = torch.randn(1, 31, 5, 5)
+    with torch.no_grad():
+        before = fast(x)
+        for model in (fast, plain):
+            model.body[0].gamma[1] = 3.0
+        assert (fast(x) - before).abs().max() > 1e-4
+        assert (fast(x) - plain(x)).abs().max() <= 1e-5
+
+
+def test_autocast_runs_on_the_fast_path():
+    model = build_ssrnet(bands=31, scale=2).eval()
+    x = torch.randn(1, 31, 6, 6)
+    with torch.inference_mode():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.shape == reference.shape
+    assert (low.float() - reference).abs().max() < 0.05
+
+
+def test_receptive_field_bounds_the_dependency():
+    """Changing LR column 0 must not change HR columns beyond s·(R + 1) (R = 7·D + 2 = 23 for D = 3)."""
+    model = _randomised(build_ssrnet(bands=4, scale=2, n_feats=8), seed=19).eval()
+    assert model.receptive_field == 23
+    x = torch.randn(1, 4, 4, 40)
+    y = x.clone()
+    y[..., 0] += 1.0
+    with torch.no_grad():
+        changed = (model(x) - model(y)).abs().amax(dim=(0, 1, 2)) > 0
+    last = int(changed.nonzero().max())
+    assert 2 * 7 <= last < 2 * (model.receptive_field + 1)  # reaches past one SSRM, never past R
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"block": "sparse"}, ["block='sparse'", "separable", "standard"]),
+    ({"n_modules": 0}, ["n_modules", "at least 1", "0"]),
+    ({"n_feats": 0}, ["n_feats", "at least 1"]),
+    ({"n_modules": 2.5}, ["n_modules"]),
+])
+def test_bad_options_are_clear_errors(options, words):
+    with pytest.raises(MethodError) as error:
+        build_ssrnet(bands=31, scale=2, **options)
+    for word in words:
+        assert word in str(error.value)
+
+
+@pytest.mark.parametrize("scale", [1, 2.0, True, "2"])
+def test_bad_scale_is_a_clear_error(scale):
+    with pytest.raises(MethodError, match="scale must be an integer of at least 2"):
+        build_ssrnet(bands=31, scale=scale)
+
+
+def test_unknown_option_through_the_registry():
+    with pytest.raises(MethodError, match="n_modules"):
+        create_method("ssrnet", bands=31, scale=2, n_module=4)
+
+
+def test_forward_rejects_a_5d_input():
+    with pytest.raises(MethodError, match=r"\(B, L, h, w\)"):
+        build_ssrnet(bands=31, scale=2)(torch.randn(1, 1, 31, 4, 4))
