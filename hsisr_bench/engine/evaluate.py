@@ -1,0 +1,397 @@
+"""One cell end to end: data -> split -> (training) -> test regions -> inference -> metrics -> results store.
+
+:func:`run_cell` is what ``hsibench run`` calls for every cell (dataset × scale × method[+variant] × seed)
+and ``hsibench train`` / ``hsibench evaluate`` call for one. Evaluation follows PROTOCOL.md sections 2
+and 5: per test scene the top-left ``test_region`` square (after the dataset's normalisation), cropped
+to a multiple of the scale, degraded with MATLAB ``imresize``, super-resolved tile by tile,
+``clip(0, 1)``, and scored against the target cropped by the method's output crop.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from hsisr_bench import results
+from hsisr_bench.config import RunConfig
+from hsisr_bench.engine import distributed
+from hsisr_bench.engine.train import TrainSettings, load_checkpoint, output_crop_of, train
+from hsisr_bench.errors import ConfigError, DataError, ResultsError
+from hsisr_bench.registry import MethodInfo, OutputCrop, count_parameters, create_method, get_method_info
+
+
+@dataclass
+class EvalImage:
+    """One scored test region: the HR region (top-left square, modcropped) and its MATLAB-bicubic LR."""
+
+    name: str
+    hr: np.ndarray  # (L, H, W)
+    lr: np.ndarray  # (L, H / s, W / s)
+
+
+@dataclass
+class CellData:
+    """What a cell reads from its dataset: the split, the scene roles and the wavelengths."""
+
+    dataset: Any
+    split: Any
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    wavelengths: Optional[np.ndarray]
+
+
+@dataclass
+class CellOutcome:
+    """What :func:`run_cell` did: ``status`` is ``finished``, ``skipped`` (already done) or ``trained``."""
+
+    status: str
+    directory: Path
+    metrics: Optional[dict] = None
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``.
+
+    Raises:
+        ConfigError: ``cuda`` asked for but not available.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto.")
+    return device
+
+
+def open_cell_data(run: RunConfig) -> CellData:
+    """Open the run's dataset and split it into training, validation and test scenes.
+
+    Validation scenes (``protocol.val_scenes``) are carved from the training scenes with the split
+    seed, never from the test scenes.
+
+    Raises:
+        DataError: missing data root or dataset folder, fewer than 2 scenes, too few training scenes
+            for the validation subset.
+    """
+    from hsisr_bench.data.datasets import open_dataset
+    from hsisr_bench.data.splits import split_for_dataset
+
+    options = {}
+    if run.dataset.name == "synthetic" and run.dataset.data_root is None:
+        options = {k: v for k, v in (("n_scenes", run.dataset.n_scenes), ("size", run.dataset.size)) if v}
+    elif run.dataset.n_scenes or run.dataset.size:
+        raise ConfigError("dataset.n_scenes and dataset.size only apply to the synthetic dataset generated in memory.")
+    dataset = open_dataset(run.dataset.name, run.dataset.data_root, **options)
+    if len(dataset.scene_names) < 2:
+        raise DataError(f"Dataset '{run.dataset.name}' at {dataset.root or 'memory'} has "
+                        f"{len(dataset.scene_names)} scene(s); a train/test split needs at least 2.")
+    split = split_for_dataset(run.dataset.name, dataset.scene_names, run.dataset.split_file,
+                              seed=run.protocol.split_seed)
+    train_names, val_names = list(split.train), []
+    if run.protocol.val_scenes:
+        if run.protocol.val_scenes >= len(train_names):
+            raise DataError(f"protocol.val_scenes={run.protocol.val_scenes} leaves no training scene: the split has "
+                            f"{len(train_names)} training scenes. Lower it (--set protocol.val_scenes=...).")
+        order = np.random.default_rng(run.protocol.split_seed).permutation(len(train_names))
+        val_names = sorted(train_names[i] for i in order[: run.protocol.val_scenes])
+        train_names = [name for name in train_names if name not in val_names]
+    wavelengths = dataset.spec.wavelengths
+    return CellData(dataset, split, train_names, val_names, list(split.test),
+                    None if wavelengths is None else np.asarray(wavelengths, dtype=float))
+
+
+def modcrop(cube: np.ndarray, scale: int) -> np.ndarray:
+    """Crop ``(L, H, W)`` from the top-left so that H and W are multiples of ``scale``."""
+    h, w = cube.shape[-2:]
+    return cube[..., : h - h % scale, : w - w % scale]
+
+
+def eval_image(cube: np.ndarray, name: str, region: int, scale: int) -> EvalImage:
+    """The scored region of one scene: top-left ``region`` square, modcrop, LR by MATLAB ``imresize``.
+
+    Raises:
+        DataError: the region is smaller than the scale.
+    """
+    from hsisr_bench.data.imresize import imresize
+
+    hr = modcrop(np.ascontiguousarray(cube[:, :region, :region], dtype=np.float32), scale)
+    if min(hr.shape[-2:]) < scale:
+        raise DataError(f"Scene {name} is {cube.shape[-2]}x{cube.shape[-1]}, too small for a x{scale} test region.")
+    return EvalImage(name, hr, np.asarray(imresize(hr, 1.0 / scale), dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------- inference
+
+
+def predict(model: nn.Module, info: MethodInfo, lr: np.ndarray, *, scale: int, mean: Optional[np.ndarray],
+            device: str, tile: int = 0, amp: str = "none") -> np.ndarray:
+    """Super-resolve one LR cube ``(L, h, w)`` (tiled when ``tile``) and clip it: ``(L', H', W')`` in [0, 1]."""
+    from hsisr_bench.engine.infer import super_resolve
+
+    sr = super_resolve(model, lr, scale=scale, info=info, band_mean=mean, tile=tile or None, device=device,
+                       amp=None if amp == "none" else amp, progress=False)
+    return sr[0].clamp_(0.0, 1.0).numpy()  # (1, L', H', W') -> (L', H', W')
+
+
+def score(sr: np.ndarray, target: np.ndarray, scale: int) -> dict:
+    """Every metric of ``hsisr_bench.metrics.evaluate`` for one image (paper conventions)."""
+    from hsisr_bench.metrics import evaluate
+
+    metrics = evaluate(sr, target, scale=scale)
+    metrics.pop("conventions", None)  # recorded once per run, not per image
+    return metrics
+
+
+def conventions_record() -> dict:
+    """The metric conventions used, as recorded in metrics.json."""
+    from hsisr_bench.metrics import PAPER_CONVENTIONS
+
+    return PAPER_CONVENTIONS.to_dict()
+
+
+# ----------------------------------------------------------------------------------- resolved config
+
+
+def resolve_config(run: RunConfig, data: CellData, info: MethodInfo, crop: OutputCrop) -> dict:
+    """The resolved config of a run (config.json) with its run id.
+
+    For methods without training only the evaluation part of the protocol is part of the identity.
+    """
+    protocol = {k: v for k, v in run.to_dict()["protocol"].items() if k not in ("name", "description")}
+    if not info.trainable:
+        protocol = {"test_region": protocol["test_region"], "tile": protocol["tile"]}
+    resolved: dict[str, Any] = {
+        "method": run.method.name, "variant": run.method.variant, "title": info.title, "label": run.label,
+        "options": run.recorded_options(),
+        "loss": run.method.loss if info.trainable else None,
+        "optimizer": ({**run.to_dict()["method"]["optimizer"], "lr": run.effective_lr()} if info.trainable else None),
+        "profile_overrides": dict(run.protocol.method_overrides.get(run.method.name, {})),
+        "dataset": run.dataset.name,
+        "synthetic": {"n_scenes": run.dataset.n_scenes, "size": run.dataset.size},
+        "scale": run.scale, "seed": run.seed,
+        "protocol": protocol, "profile": run.protocol.name,
+        "split": {"train": data.train, "val": data.val, "test": data.test, "note": data.split.note,
+                  "seed": data.split.seed},
+        "output_crop": {"bands": crop.bands, "pixels": crop.pixels},
+        "amp": run.amp,
+        "experiment": run.experiment, "device": run.device, "data_root": run.dataset.data_root,
+        "split_file": run.dataset.split_file,
+        "version": results.version(),
+    }
+    resolved["run_id"] = results.compute_run_id(resolved)
+    return resolved
+
+
+def make_model(run: RunConfig, bands: int) -> nn.Module:
+    """Build the run's network for ``bands`` bands, initialised from the run's seed."""
+    torch.manual_seed(run.seed)
+    np.random.seed(run.seed)
+    random.seed(run.seed)
+    return create_method(run.method.name, bands=bands, scale=run.scale, **run.effective_options())
+
+
+def train_settings(run: RunConfig, device: str, progress: bool) -> TrainSettings:
+    """The training loop's settings for a run: the protocol's schedule, the method's loss and optimiser."""
+    optimizer = {k: v for k, v in run.method.optimizer.items() if k != "lr"}
+    return TrainSettings(
+        epochs=run.protocol.epochs, batch_size=run.protocol.batch_size, lr=run.effective_lr(),
+        loss=run.method.loss, seed=run.seed, steps_per_epoch=run.protocol.steps_per_epoch,
+        lr_step_epochs=run.protocol.lr_step_epochs, lr_gamma=run.protocol.lr_gamma, optimizer=optimizer,
+        device=device, amp=run.amp, progress=progress,
+    )
+
+
+def make_patch_bank(run: RunConfig, scenes: Sequence[Any]) -> torch.utils.data.Dataset:
+    """The training patch bank of a run (PROTOCOL.md section 4), seeded by the run's seed."""
+    from hsisr_bench.data.patches import PatchBank
+
+    p = run.protocol
+    return PatchBank(scenes, scale=run.scale, lr_patch=p.lr_patch or 32,
+                     hr_patch=p.hr_patch or None, patches_per_image=p.patches_per_image,
+                     rescales=tuple(p.rescales), augment=p.augment, seed=run.seed)
+
+
+def _validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCrop, mean: np.ndarray,
+                scale: int, device: str, tile: int) -> Callable[[nn.Module], float]:
+    from hsisr_bench.metrics import psnr
+
+    def validate(model: nn.Module) -> float:
+        values = [psnr(predict(model, model_info, im.lr, scale=scale, mean=mean, device=device, tile=tile),
+                       crop.apply(im.hr)) for im in images]
+        return float(np.mean(values))
+
+    return validate
+
+
+def run_cell(run: RunConfig, out_dir: Path, *, force: bool = False, progress: bool = True,
+             notify: Callable[[str], None] = print, mode: str = "run") -> CellOutcome:
+    """Train (if needed) and evaluate one cell, storing everything in its run folder.
+
+    A finished run is skipped unless ``force``; an interrupted one resumes from its checkpoint.
+
+    Args:
+        run: the cell's resolved config.
+        out_dir: the results root (``--out``).
+        force: recompute a finished run, or replace a run folder of another config or version
+            (``mode="evaluate"``: only re-score, the checkpoint is kept).
+        progress: show progress bars.
+        notify: prints messages.
+        mode: ``run`` (train if needed, then evaluate), ``train`` (stop after training) or
+            ``evaluate`` (score a run whose training is complete).
+
+    Returns:
+        A :class:`CellOutcome`.
+
+    Raises:
+        ResultsError: the run folder holds another config or version (without ``force``), is locked,
+            the output folder is not writable, or (``evaluate``) training is not complete.
+        DataError, ConfigError, MethodError, TrainingError: see the data layer and the training loop.
+    """
+    dist_info = distributed.current()
+    info = get_method_info(run.method.name)
+    device = resolve_device(run.device)
+    data = open_cell_data(run)
+    first = data.dataset.load(data.test[0])
+    model = make_model(run, first.bands)
+    crop = output_crop_of(model, info)
+    resolved = resolve_config(run, data, info, crop)
+    directory = results.run_dir(out_dir, run.dataset.name, run.scale, run.label, run.seed)
+    replace = force and mode != "evaluate"
+    lock = None
+    if dist_info.is_main:
+        results.ensure_writable(out_dir)
+        state = "new" if replace else results.run_state(directory, resolved)
+        if state == "finished" and not force:
+            return CellOutcome("skipped", directory, results.read_json(directory / results.METRICS_FILE))
+        if mode == "evaluate" and info.trainable and _finished_checkpoint(directory, run) is None:
+            raise ResultsError(f"{directory} holds no completed training of this run. Train it first with "
+                               f"'hsibench train' (same options), or use 'hsibench run'.")
+        lock = results.RunLock(directory, notify).acquire()
+    try:
+        if lock is not None:
+            if replace:
+                results.clear_run(directory)
+            results.remove_stale_temporaries(directory)
+        return _run_locked(run, data, info, model, crop, resolved, directory, out_dir, device, progress, notify,
+                           mode, first)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finished_checkpoint(directory: Path, run: RunConfig) -> Optional[dict]:
+    """The run's checkpoint when its training is complete, else ``None``."""
+    path = directory / results.CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    return state if int(state["epoch"]) >= run.protocol.epochs else None
+
+
+def _run_locked(run, data, info, model, crop, resolved, directory, out_dir, device, progress, notify,
+                mode, first) -> CellOutcome:
+    dist_info = distributed.current()
+    distributed.barrier()  # the other processes wait until rank 0 has locked and (with --force) cleared the folder
+    scale = run.scale
+    # Test regions first: a clash with the targets already stored fails before any training.
+    images = [eval_image((first if name == first.name else data.dataset.load(name)).cube, name,
+                         run.protocol.test_region, scale) for name in data.test]
+    if dist_info.is_main:
+        for image in images:
+            results.check_or_write_target(out_dir, run.dataset.name, scale, image.name, image.hr)
+        results.write_wavelengths(out_dir, run.dataset.name, scale, data.wavelengths)
+        results.write_json(directory / results.CONFIG_FILE, resolved)
+    mean, train_seconds, epochs_done = None, 0.0, 0
+    if info.trainable:
+        done = _finished_checkpoint(directory, run)  # every process takes the same path (DDP collectives)
+        if done is not None:  # training complete (e.g. killed while evaluating): load, do not rebuild patches
+            if done["config"].get("run_id") != resolved["run_id"]:
+                raise ResultsError(f"{directory / results.CHECKPOINT_FILE} belongs to run {done['config'].get('run_id')}, "
+                                   f"not {resolved['run_id']}. Rerun with --force or use another --out.")
+            model.load_state_dict(done["model"])
+            mean = done["band_mean"].numpy()
+            train_seconds, epochs_done = sum(float(r["seconds"]) for r in done["log"]), len(done["log"])
+        else:
+            mean, train_seconds, epochs_done = _train_cell(run, data, info, model, crop, resolved, directory,
+                                                           device, progress, notify)
+    if not dist_info.is_main or mode == "train":
+        return CellOutcome("trained", directory)
+    return CellOutcome("finished", directory, evaluate_run(run, info, model, crop, images, mean, resolved, directory,
+                                                           device, train_seconds, epochs_done))
+
+
+def _train_cell(run, data, info, model, crop, resolved, directory, device, progress, notify):
+    from hsisr_bench.data.patches import band_mean
+
+    scale = run.scale
+    scenes = [data.dataset.load(name) for name in data.train]
+    mean = np.asarray(band_mean(scenes), dtype=np.float32)
+    bank = make_patch_bank(run, scenes)
+    del scenes
+    validate = None
+    if data.val:
+        val_images = [eval_image(data.dataset.load(n).cube, n, run.protocol.val_region, scale) for n in data.val]
+        validate = _validation(info, val_images, crop, mean, scale, device, run.protocol.tile)
+    outcome = train(model, info, bank, mean, scale=scale, settings=train_settings(run, device, progress),
+                    run_dir=directory, config=resolved, validate=validate, notify=notify,
+                    label=f"{run.dataset.name} x{scale} {run.label}")
+    return mean, outcome.seconds, len(outcome.log)
+
+
+def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: OutputCrop, images: list[EvalImage],
+                 mean: Optional[np.ndarray], resolved: dict, directory: Path, device: str,
+                 train_seconds: float, epochs: int) -> dict:
+    """Score the model on every test region, write predictions, per_image.csv and metrics.json (last).
+
+    Returns:
+        The metrics record written to metrics.json.
+    """
+    per_image, infer_seconds = [], 0.0
+    for image in images:
+        began = time.perf_counter()
+        sr = predict(model, info, image.lr, scale=run.scale, mean=mean, device=device, tile=run.protocol.tile,
+                     amp=run.amp)
+        infer_seconds += time.perf_counter() - began
+        target = crop.apply(image.hr)
+        if sr.shape != target.shape:
+            raise DataError(f"{info.name} produced {sr.shape} for scene {image.name}, the target is {target.shape}.")
+        results.write_predictions(directory, image.name, sr)
+        per_image.append({"scene": image.name, **_plain(score(sr, target, run.scale))})
+    names = [k for k, v in per_image[0].items() if isinstance(v, float)]
+    mean_metrics = {k: float(np.mean([row[k] for row in per_image])) for k in names}
+    record = {
+        "run_id": resolved["run_id"], "method": run.method.name, "variant": run.method.variant, "label": run.label,
+        "title": info.title, "dataset": run.dataset.name, "scale": run.scale, "seed": run.seed,
+        "protocol": run.protocol.name, "profile": run.protocol.name, "experiment": run.experiment,
+        "options": resolved["options"], "loss": resolved["loss"],
+        "profile_overrides": resolved["profile_overrides"],
+        "conventions": conventions_record(), "output_crop": {"bands": crop.bands, "pixels": crop.pixels},
+        "params": count_parameters(model), "epochs": epochs, "train_seconds": round(train_seconds, 3),
+        "infer_seconds": round(infer_seconds, 3), "n_test_scenes": len(images),
+        "test_region": run.protocol.test_region, "device": device,
+        "mean": mean_metrics, "per_image": per_image, "finished": True, "version": results.version(),
+    }
+    results.write_per_image(directory, per_image)
+    results.write_json(directory / results.METRICS_FILE, record)
+    return record
+
+
+def _plain(metrics: dict) -> dict:
+    """Metrics as JSON-able Python floats and lists."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, (np.ndarray, torch.Tensor, list, tuple)):
+            out[key] = [float(v) for v in np.asarray(value, dtype=float).ravel()]
+        else:
+            out[key] = float(value)
+    return out

@@ -1,0 +1,378 @@
+"""The results store: one folder per run, atomic writes, run ids, locks, scanning.
+
+Layout (docs/architecture.md)::
+
+    <out>/<dataset>/x<scale>/<method>[+<variant>]/seed<k>/
+        config.json  metrics.json  per_image.csv  train_log.csv  checkpoint.pt  predictions/<scene>.npy
+    <out>/<dataset>/x<scale>/targets/<scene>.npy
+    <out>/<dataset>/x<scale>/wavelengths.json
+
+Every file is written to a temporary file in the same folder and then moved into place with
+``os.replace``, so a reader (or a run killed at any moment) never sees half a file. ``metrics.json``
+is written last: its presence with ``"finished": true`` is what marks a run as done.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from hsisr_bench import __version__
+from hsisr_bench.errors import ResultsError
+
+PathLike = Union[str, Path]
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+PER_IMAGE_FILE = "per_image.csv"
+TRAIN_LOG_FILE = "train_log.csv"
+CHECKPOINT_FILE = "checkpoint.pt"
+PREDICTIONS_DIR = "predictions"
+TARGETS_DIR = "targets"
+WAVELENGTHS_FILE = "wavelengths.json"
+LOCK_FILE = ".lock"
+#: Columns of ``per_image.csv``.
+PER_IMAGE_COLUMNS = ("scene", "psnr", "ssim", "sam", "ergas", "rmse", "cc", "mpsnr")
+#: Keys of the resolved config that do not change what a run computes, so they stay out of its run id.
+NON_IDENTITY_KEYS = ("run_id", "version", "device", "experiment", "data_root", "label", "title")
+
+
+# -------------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write ``path`` atomically: ``write(handle)`` fills a temporary file that then replaces ``path``.
+
+    Raises:
+        ResultsError: the folder cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise ResultsError(f"Cannot write {path}: {error}. Choose a writable --out folder.") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """Write a UTF-8 text file atomically."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_json(path: PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (an infinite PSNR is written as ``Infinity``, which Python reads back)."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_npy(path: PathLike, array: np.ndarray) -> Path:
+    """Write a ``.npy`` array atomically."""
+    return atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def write_csv(path: PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write a CSV file with a header atomically; missing values are left empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return write_text(path, buffer.getvalue())
+
+
+def read_json(path: PathLike) -> Any:
+    """Read a JSON file.
+
+    Raises:
+        ResultsError: the file is unreadable or not JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"Cannot read {path}: {error}. Delete the run folder or rerun with --force.") from None
+
+
+def ensure_writable(out_dir: PathLike) -> Path:
+    """Create ``out_dir`` if needed and check that a file can be written in it.
+
+    Raises:
+        ResultsError: the folder cannot be created or written (names the folder and what to do).
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ResultsError(f"Output folder {out} is not writable ({error.strerror or error}). "
+                           f"Choose another --out folder.") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------- layout
+
+
+def cell_dir(out_dir: PathLike, dataset: str, scale: int) -> Path:
+    """``<out>/<dataset>/x<scale>``: the folder shared by every method of one cell."""
+    return Path(out_dir) / dataset / f"x{scale}"
+
+
+def run_dir(out_dir: PathLike, dataset: str, scale: int, label: str, seed: int) -> Path:
+    """``<out>/<dataset>/x<scale>/<label>/seed<k>``: one run's folder (``label`` is ``method[+variant]``)."""
+    return cell_dir(out_dir, dataset, scale) / label / f"seed{seed}"
+
+
+def compute_run_id(resolved: Mapping[str, Any]) -> str:
+    """A 12-hex-digit hash of the parts of a resolved config that decide what the run computes.
+
+    Device, experiment, data root and version are left out: the same run read from another folder or
+    computed on another device is the same run (the version is checked on its own).
+    """
+    identity = {k: v for k, v in resolved.items() if k not in NON_IDENTITY_KEYS}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: data}
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 8) -> list[str]:
+    """Human-readable ``key: old -> new`` lines for the identity keys that differ between two configs."""
+    a = _flatten({k: v for k, v in old.items() if k not in NON_IDENTITY_KEYS})
+    b = _flatten({k: v for k, v in new.items() if k not in NON_IDENTITY_KEYS})
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+            show = [str(v) if len(str(v)) <= 60 else str(v)[:57] + "..." for v in (a.get(key, "<missing>"),
+                                                                                  b.get(key, "<missing>"))]
+            lines.append(f"{key}: {show[0]} -> {show[1]}")
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines
+
+
+# -------------------------------------------------------------------------------------- states
+
+
+def run_state(directory: PathLike, resolved: Mapping[str, Any]) -> str:
+    """Say what a run folder holds for this config: ``"new"``, ``"resume"`` or ``"finished"``.
+
+    Raises:
+        ResultsError: the folder holds a run of another version or another config (names what
+            differs and says to use ``--force`` or another ``--out``); nothing is changed.
+    """
+    directory = Path(directory)
+    config_path, metrics_path = directory / CONFIG_FILE, directory / METRICS_FILE
+    old = read_json(config_path) if config_path.is_file() else None
+    if old is None and metrics_path.is_file():
+        old = read_json(metrics_path)
+    if old is not None:
+        if old.get("version") != resolved["version"]:
+            raise ResultsError(
+                f"{directory} holds a run written by hsisr-bench {old.get('version', 'unknown')}, this is "
+                f"{resolved['version']}; results of different versions are not mixed. Rerun with --force to "
+                f"replace it, or write to another folder with --out.")
+        if old.get("run_id") != resolved["run_id"]:
+            differences = config_differences(old, resolved) or ["(the run ids differ)"]
+            raise ResultsError(
+                f"{directory} holds a run of a different config (run id {old.get('run_id')}, this one is "
+                f"{resolved['run_id']}). What differs (old -> new):\n  " + "\n  ".join(differences)
+                + "\nRerun with --force to replace it, or write to another folder with --out.")
+    if metrics_path.is_file() and read_json(metrics_path).get("finished"):
+        return "finished"
+    if (directory / CHECKPOINT_FILE).is_file():
+        return "resume"
+    return "new"
+
+
+def clear_run(directory: PathLike) -> None:
+    """Remove a run folder's results (used by ``--force``); the lock file is kept."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for child in directory.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def remove_stale_temporaries(directory: PathLike) -> None:
+    """Delete temporary files left by a writer killed mid-write (call only while holding the run's lock)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for path in directory.rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------- lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """A lock file (``.lock`` holding ``pid host``) so that two processes never write the same run.
+
+    A lock left by a dead process of this host is taken over, with a message through ``notify``.
+
+    Raises (on ``acquire``):
+        ResultsError: a live process holds the lock.
+    """
+
+    def __init__(self, directory: PathLike, notify: Callable[[str], None] = print) -> None:
+        self.path = Path(directory) / LOCK_FILE
+        self.notify = notify
+        self.held = False
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._handle_existing()
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+            self.held = True
+            return self
+        raise ResultsError(f"Could not take the lock {self.path}; another process keeps taking it. Retry later.")
+
+    def _handle_existing(self) -> None:
+        try:
+            pid_text, _, host = self.path.read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            pid, host = -1, ""
+        if pid == os.getpid():
+            raise ResultsError(f"{self.path.parent} is already being written by this process.")
+        if pid > 0 and (host not in ("", socket.gethostname()) or _pid_alive(pid)):
+            raise ResultsError(
+                f"{self.path.parent} is being written by process {pid} on {host or 'this host'} (lock file "
+                f"{self.path}). Wait for it to finish; if that process is gone, delete the lock file.")
+        self.notify(f"Taking over the stale lock {self.path} (process {pid if pid > 0 else '?'} is gone).")
+        self.path.unlink(missing_ok=True)  # then retry the exclusive create
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# ----------------------------------------------------------------------------------- run files
+
+
+def write_predictions(directory: PathLike, scene: str, prediction: np.ndarray) -> Path:
+    """Store the clipped SR of one scored region as float16 ``(L', H', W')``."""
+    return write_npy(Path(directory) / PREDICTIONS_DIR / f"{scene}.npy", np.asarray(prediction, dtype=np.float16))
+
+
+def check_or_write_target(out_dir: PathLike, dataset: str, scale: int, scene: str, target: np.ndarray) -> Path:
+    """Store the HR target region of a test scene (float16), shared by all methods of the cell.
+
+    When the file already exists it must hold the same array: a different one means another
+    protocol or split wrote this cell.
+
+    Raises:
+        ResultsError: an existing target differs (says what to do).
+    """
+    path = cell_dir(out_dir, dataset, scale) / TARGETS_DIR / f"{scene}.npy"
+    array = np.asarray(target, dtype=np.float16)
+    if path.is_file():
+        try:
+            old = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ResultsError(f"Cannot read {path}: {error}. Delete it or use another --out.") from None
+        if old.shape != array.shape or not np.array_equal(old, array):
+            raise ResultsError(
+                f"{path} holds a target of shape {old.shape} that differs from this run's {array.shape}: the "
+                f"folder {cell_dir(out_dir, dataset, scale)} was written with another test region, split or "
+                f"dataset. Write to another folder with --out (or delete that folder).")
+        return path
+    return write_npy(path, array)
+
+
+def write_wavelengths(out_dir: PathLike, dataset: str, scale: int, wavelengths: Optional[Sequence[float]]) -> None:
+    """Store the band centres (nm) of a cell once."""
+    path = cell_dir(out_dir, dataset, scale) / WAVELENGTHS_FILE
+    if not path.is_file():
+        write_json(path, None if wavelengths is None else [float(w) for w in wavelengths])
+
+
+def write_train_log(directory: PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rewrite ``train_log.csv`` (epoch, loss, lr, seconds[, val_psnr]) with every epoch so far."""
+    columns = ["epoch", "loss", "lr", "seconds"]
+    if any(row.get("val_psnr") is not None for row in rows):
+        columns.append("val_psnr")
+    return write_csv(Path(directory) / TRAIN_LOG_FILE, columns, rows)
+
+
+def write_per_image(directory: PathLike, per_image: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``per_image.csv`` (scene and the scalar metrics)."""
+    return write_csv(Path(directory) / PER_IMAGE_FILE, PER_IMAGE_COLUMNS, per_image)
+
+
+def scan_results(out_dir: PathLike) -> list[dict]:
+    """Every finished run's ``metrics.json`` under ``out_dir``, sorted by dataset, scale, method, variant, seed.
+
+    Unfinished or unreadable runs are left out (a run killed before its end has no finished metrics).
+    """
+    records = []
+    for path in sorted(Path(out_dir).glob(f"*/x*/*/seed*/{METRICS_FILE}")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("finished"):
+            record.setdefault("path", str(path.parent))
+            records.append(record)
+    records.sort(key=lambda r: (str(r.get("dataset")), int(r.get("scale", 0)), str(r.get("method")),
+                                str(r.get("variant") or ""), str(r.get("loss") or ""), int(r.get("seed", 0))))
+    return records
+
+
+def version() -> str:
+    """The toolkit version recorded in every config.json and metrics.json."""
+    return __version__

@@ -1,0 +1,130 @@
+"""Configs: TOML protocols, method defaults, experiment expansion, overrides and their errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from hsisr_bench import config
+from hsisr_bench.errors import ConfigError, MethodError
+
+
+def test_lists_name_the_shipped_files():
+    assert config.list_protocols() == ["paper", "quick", "smoke"]
+    assert config.list_experiments() == ["table1_loss", "table2_ablation", "table3_block", "table4_depth", "table5"]
+
+
+def test_paper_protocol_is_protocol_md_section_4():
+    p = config.load_protocol("paper")
+    assert (p.epochs, p.batch_size, p.lr_patch, p.hr_patch, p.patches_per_image) == (200, 16, 32, 0, 24)
+    assert p.rescales == (1.0, 0.75, 0.5) and p.augment is True
+    assert (p.lr_step_epochs, p.lr_gamma, p.test_region, p.steps_per_epoch) == (35, 0.5, 512, 0)
+    run = config.plan_runs(methods="ssrnet", datasets=["cave"], scales=[2], profile="paper")[0]
+    assert run.effective_lr() == 1e-4 and run.method.loss == "l1"
+    assert run.method.optimizer["betas"] == (0.9, 0.999)
+
+
+def test_method_defaults_follow_their_papers():
+    assert config.default_method_config("gdrrn").loss == "gdrrn"
+    assert config.default_method_config("gdrrn").optimizer["weight_decay"] == 1e-4
+    assert config.default_method_config("fcnn3d").loss == "mse"
+    assert config.default_method_config("edsr").loss == "l1"
+
+
+@pytest.mark.parametrize("name, cells", [("table5", 45), ("table1_loss", 3), ("table2_ablation", 4),
+                                         ("table3_block", 2), ("table4_depth", 4)])
+def test_experiments_expand_to_their_grids(name, cells):
+    runs = config.plan_runs(experiment=name, profile="paper")
+    assert len(runs) == cells
+    # every cell lands in its own run folder
+    assert len({(r.dataset.name, r.scale, r.label, r.seed) for r in runs}) == cells
+    assert all(r.experiment == name for r in runs)
+
+
+def test_experiment_cells_carry_losses_and_variants():
+    table1 = config.plan_runs(experiment="table1_loss", profile="paper")
+    assert [r.method.loss for r in table1] == ["l1", "mse", "mse_sam"]
+    assert [r.label for r in table1] == ["ssrnet", "ssrnet+loss-mse", "ssrnet+loss-mse_sam"]
+    table4 = config.plan_runs(experiment="table4_depth", profile="paper")
+    assert [r.effective_options().get("n_modules", 3) for r in table4] == [2, 3, 4, 5]
+    table5 = config.plan_runs(experiment="table5", profile="paper")
+    assert {r.dataset.name for r in table5} == {"cave", "harvard", "foster"} and {r.scale for r in table5} == {2, 3, 4}
+
+
+def test_command_line_replaces_experiment_datasets_and_scales():
+    runs = config.plan_runs(experiment="table2_ablation", profile="smoke", datasets=["synthetic"], scales=[3, 4])
+    assert len(runs) == 8 and {r.dataset.name for r in runs} == {"synthetic"}
+
+
+def test_overrides_change_fields_and_keep_types():
+    run = config.plan_runs(methods="ssrnet", datasets=["synthetic"], scales=[2], profile="smoke",
+                           overrides=["protocol.epochs=3", "protocol.rescales=[1, 0.5]", "method.loss=mse",
+                                      "method.options.n_feats=8", "method.optimizer.lr=2e-4", "dataset.size=48",
+                                      "seed=5"])[0]
+    assert run.protocol.epochs == 3 and run.protocol.rescales == (1.0, 0.5)
+    assert run.method.loss == "mse" and run.effective_options() == {"n_feats": 8}
+    assert run.recorded_options()["n_feats"] == 8 and run.recorded_options()["block"] == "separable"
+    assert run.effective_lr() == 2e-4 and run.dataset.size == 48 and run.seed == 5
+    json.dumps(run.to_dict())  # the resolved config is plain JSON
+
+
+def test_per_method_overrides_touch_only_that_method():
+    runs = config.plan_runs(methods="bicubic,ssrnet", datasets=["synthetic"], scales=[2], profile="smoke",
+                            overrides=["method.ssrnet.options.n_feats=8"])
+    assert runs[0].effective_options() == {} and runs[1].effective_options() == {"n_feats": 8}
+
+
+def test_variants_win_over_method_file_defaults_and_explicit_options_win_over_variants():
+    full, paper = config.plan_runs(methods="fcnn3d+full,edsr+paper", datasets=["synthetic"], scales=[2],
+                                   profile="smoke")
+    assert full.effective_options() == {"padding": "reflect"}  # fcnn3d.toml says padding = "valid"
+    assert paper.effective_options()["size"] == "paper"
+    explicit = config.plan_runs(methods="edsr+paper", datasets=["synthetic"], scales=[2], profile="smoke",
+                                overrides=["method.options.size=baseline"])[0]
+    assert explicit.effective_options()["size"] == "baseline"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("protocol.epoch=3", "Did you mean 'protocol.epochs'"),
+    ("protocl.epochs=3", "Did you mean 'protocol.epochs'"),
+    ("protocol.epochs=three", "expected a value of type int"),
+    ("protocol.epochs=0", "at least 1"),
+    ("method.options.n_feat=8", "Did you mean 'n_feats'"),
+    ("method.loss=l2", "Unknown loss 'l2'"),
+    ("amp=fp8", "amp must be one of"),
+    ("epochs", "expected key=value"),
+])
+def test_bad_overrides_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config.plan_runs(methods="ssrnet", datasets=["synthetic"], scales=[2], profile="smoke", overrides=[override])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"methods": "ssrnett"}, MethodError, "Did you mean 'ssrnet'"),
+    ({"methods": "ssrnet+nolf"}, MethodError, "Did you mean 'nolff'"),
+    ({"datasets": ["cav"]}, ConfigError, "Did you mean 'cave'"),
+    ({"profile": "quik"}, ConfigError, "Did you mean 'quick'"),
+    ({"experiment": "table2_ablaton"}, ConfigError, "Did you mean 'table2_ablation'"),
+    ({"scales": [1]}, ConfigError, "at least 2"),
+])
+def test_unknown_names_get_did_you_mean(kwargs, error, message):
+    arguments = {"methods": "ssrnet", "datasets": ["synthetic"], "scales": [2], "profile": "smoke", **kwargs}
+    with pytest.raises(error, match=message):
+        config.plan_runs(**arguments)
+
+
+@pytest.mark.parametrize("text, message", [("1", "below 2"), ("2.5", "not an integer"), ("x", "not an integer")])
+def test_parse_scales_rejects_bad_scales(text, message):
+    with pytest.raises(ConfigError, match=message):
+        config.parse_scales(text)
+    assert config.parse_scales("2,3, 4") == [2, 3, 4]
+
+
+def test_configs_are_frozen():
+    run = config.plan_runs(methods="edsr", datasets=["synthetic"], scales=[2], profile="smoke")[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.scale = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.protocol.epochs = 3
