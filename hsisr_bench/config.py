@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from hsisr_bench import CONFIG_DIR
-from hsisr_bench.errors import ConfigError, MethodError, did_you_mean
+from hsisr_bench.errors import ConfigError, HsiBenchError, MethodError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -151,6 +151,8 @@ class RunConfig:
         device: ``auto``, ``cpu`` or ``cuda`` (not part of the run id).
         amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
         experiment: the experiment this cell came from, if any (recorded, not part of the run id).
+        metrics: metric conventions that differ from the paper's, as ``hsisr_bench.metrics.Conventions``
+            fields (``--set metrics.sam_zero=exclude``); empty means the paper's conventions.
     """
 
     method: MethodConfig
@@ -161,6 +163,13 @@ class RunConfig:
     device: str = "auto"
     amp: str = "none"
     experiment: Optional[str] = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def conventions(self):
+        """The metric conventions of this run (:class:`hsisr_bench.metrics.Conventions`)."""
+        from hsisr_bench.metrics import Conventions
+
+        return Conventions.from_value(dict(self.metrics))
 
     @property
     def label(self) -> str:
@@ -403,6 +412,7 @@ def valid_override_keys(method: Optional[MethodConfig] = None) -> list[str]:
     keys = [f"protocol.{f.name}" for f in dataclasses.fields(Protocol) if f.name not in ("name", "method_overrides")]
     keys += [f"dataset.{k}" for k in _DATASET_KEYS] + list(_TOP_KEYS)
     keys += ["method.variant", "method.loss"]
+    keys += [f"metrics.{f.name}" for f in dataclasses.fields(_conventions_class())]
     if method is not None:
         from hsisr_bench.registry import get_method_info
 
@@ -458,12 +468,28 @@ def apply_overrides(run: RunConfig, overrides: Sequence[str]) -> RunConfig:
             new = _coerce(value, run.method.optimizer[parts[2]], where)
             optimizer = {**run.method.optimizer, parts[2]: new}
             run = dataclasses.replace(run, method=dataclasses.replace(run.method, optimizer=optimizer))
+        elif parts[0] == "metrics" and len(parts) == 2:
+            fields = {f.name for f in dataclasses.fields(_conventions_class())}
+            if parts[1] not in fields:
+                raise _unknown_key(key, run)
+            metrics = {**run.metrics, parts[1]: value}
+            try:
+                _conventions_class()(**metrics)
+            except HsiBenchError as error:
+                raise ConfigError(f"{where}: {error}") from None
+            run = dataclasses.replace(run, metrics=metrics)
         elif len(parts) == 1 and parts[0] in _TOP_KEYS:
             run = dataclasses.replace(run, **{parts[0]: _coerce(value, getattr(run, parts[0]), where)})
         else:
             raise _unknown_key(key, run)
     check_run(run)
     return run
+
+
+def _conventions_class():
+    from hsisr_bench.metrics import Conventions
+
+    return Conventions
 
 
 def _unknown_key(key: str, run: RunConfig) -> ConfigError:

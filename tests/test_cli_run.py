@@ -153,3 +153,17 @@ def test_main_job_learned_methods_beat_bicubic_with_the_quick_profile(tmp_path):
     psnr = {m: json.loads((out / "synthetic/x2" / m / "seed0/metrics.json").read_text())["mean"]["psnr"]
             for m in ("bicubic", "edsr", "ssrnet")}
     assert psnr["edsr"] > psnr["bicubic"] and psnr["ssrnet"] > psnr["bicubic"], psnr
+
+
+def test_metric_conventions_reach_metrics_json(tmp_path):
+    out = tmp_path / "results"
+    result = invoke("run", "--methods", "bicubic", "--dataset", "synthetic", "--scale", "2", "--out", out, *SMOKE,
+                    "--set", "metrics.sam_unit=rad")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "synthetic/x2/bicubic/seed0/metrics.json").read_text())
+    assert metrics["conventions"]["sam_unit"] == "rad"
+    degrees = invoke("run", "--methods", "bicubic", "--dataset", "synthetic", "--scale", "2", "--out",
+                     tmp_path / "deg", *SMOKE)
+    assert degrees.exit_code == 0, degrees.output
+    sam_deg = json.loads((tmp_path / "deg/synthetic/x2/bicubic/seed0/metrics.json").read_text())["mean"]["sam"]
+    assert metrics["mean"]["sam"] == pytest.approx(sam_deg * 3.141592653589793 / 180, rel=1e-6)

@@ -128,3 +128,15 @@ def test_configs_are_frozen():
         run.scale = 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.protocol.epochs = 3
+
+
+def test_metric_conventions_are_overridable_and_checked():
+    run = config.plan_runs(methods="bicubic", datasets=["synthetic"], scales=[2], profile="smoke")[0]
+    assert run.conventions().to_dict()["sam_zero"] == "paper"  # the paper's conventions by default
+    changed = config.apply_overrides(run, ["metrics.sam_zero=exclude", "metrics.ssim_window=uniform"])
+    assert changed.conventions().sam_zero == "exclude" and changed.conventions().ssim_window == "uniform"
+    assert changed.to_dict()["metrics"] == {"sam_zero": "exclude", "ssim_window": "uniform"}
+    with pytest.raises(ConfigError, match="sam_zero"):
+        config.apply_overrides(run, ["metrics.sam_zeros=exclude"])  # unknown key: did-you-mean
+    with pytest.raises(ConfigError, match="metrics.sam_unit"):
+        config.apply_overrides(run, ["metrics.sam_unit=grad"])  # invalid value

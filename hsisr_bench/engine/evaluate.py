@@ -143,20 +143,18 @@ def predict(model: nn.Module, info: MethodInfo, lr: np.ndarray, *, scale: int, m
     return sr[0].clamp_(0.0, 1.0).numpy()  # (1, L', H', W') -> (L', H', W')
 
 
-def score(sr: np.ndarray, target: np.ndarray, scale: int) -> dict:
-    """Every metric of ``hsisr_bench.metrics.evaluate`` for one image (paper conventions)."""
+def score(sr: np.ndarray, target: np.ndarray, scale: int, conventions: Any = None) -> dict:
+    """Every metric of ``hsisr_bench.metrics.evaluate`` for one image (default: the paper's conventions)."""
     from hsisr_bench.metrics import evaluate
 
-    metrics = evaluate(sr, target, scale=scale)
+    metrics = evaluate(sr, target, scale=scale, conventions=conventions)
     metrics.pop("conventions", None)  # recorded once per run, not per image
     return metrics
 
 
-def conventions_record() -> dict:
-    """The metric conventions used, as recorded in metrics.json."""
-    from hsisr_bench.metrics import PAPER_CONVENTIONS
-
-    return PAPER_CONVENTIONS.to_dict()
+def conventions_record(run: RunConfig) -> dict:
+    """The metric conventions a run is scored with, as recorded in metrics.json."""
+    return run.conventions().to_dict()
 
 
 # ----------------------------------------------------------------------------------- resolved config
@@ -211,14 +209,19 @@ def train_settings(run: RunConfig, device: str, progress: bool) -> TrainSettings
     )
 
 
-def make_patch_bank(run: RunConfig, scenes: Sequence[Any]) -> torch.utils.data.Dataset:
-    """The training patch bank of a run (PROTOCOL.md section 4), seeded by the run's seed."""
+def make_patch_bank(run: RunConfig, scenes: Sequence[Any], cache_dir: Optional[Path] = None
+                    ) -> torch.utils.data.Dataset:
+    """The training patch bank of a run (PROTOCOL.md section 4), seeded by the run's seed.
+
+    ``cache_dir`` (``<out>/.cache/patches``) keeps the rescaled scenes and LR patches on disk, so the
+    next method of the same cell reuses them instead of recomputing MATLAB bicubic on every scene.
+    """
     from hsisr_bench.data.patches import PatchBank
 
     p = run.protocol
     return PatchBank(scenes, scale=run.scale, lr_patch=p.lr_patch or 32,
                      hr_patch=p.hr_patch or None, patches_per_image=p.patches_per_image,
-                     rescales=tuple(p.rescales), augment=p.augment, seed=run.seed)
+                     rescales=tuple(p.rescales), augment=p.augment, seed=run.seed, cache_dir=cache_dir)
 
 
 def _validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCrop, mean: np.ndarray,
@@ -323,20 +326,20 @@ def _run_locked(run, data, info, model, crop, resolved, directory, out_dir, devi
             train_seconds, epochs_done = sum(float(r["seconds"]) for r in done["log"]), len(done["log"])
         else:
             mean, train_seconds, epochs_done = _train_cell(run, data, info, model, crop, resolved, directory,
-                                                           device, progress, notify)
+                                                           device, progress, notify, out_dir)
     if not dist_info.is_main or mode == "train":
         return CellOutcome("trained", directory)
     return CellOutcome("finished", directory, evaluate_run(run, info, model, crop, images, mean, resolved, directory,
                                                            device, train_seconds, epochs_done))
 
 
-def _train_cell(run, data, info, model, crop, resolved, directory, device, progress, notify):
+def _train_cell(run, data, info, model, crop, resolved, directory, device, progress, notify, out_dir):
     from hsisr_bench.data.patches import band_mean
 
     scale = run.scale
     scenes = [data.dataset.load(name) for name in data.train]
     mean = np.asarray(band_mean(scenes), dtype=np.float32)
-    bank = make_patch_bank(run, scenes)
+    bank = make_patch_bank(run, scenes, cache_dir=Path(out_dir) / ".cache" / "patches")
     del scenes
     validate = None
     if data.val:
@@ -366,7 +369,7 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
         if sr.shape != target.shape:
             raise DataError(f"{info.name} produced {sr.shape} for scene {image.name}, the target is {target.shape}.")
         results.write_predictions(directory, image.name, sr)
-        per_image.append({"scene": image.name, **_plain(score(sr, target, run.scale))})
+        per_image.append({"scene": image.name, **_plain(score(sr, target, run.scale, run.conventions()))})
     names = [k for k, v in per_image[0].items() if isinstance(v, float)]
     mean_metrics = {k: float(np.mean([row[k] for row in per_image])) for k in names}
     record = {
@@ -375,7 +378,7 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
         "protocol": run.protocol.name, "profile": run.protocol.name, "experiment": run.experiment,
         "options": resolved["options"], "loss": resolved["loss"],
         "profile_overrides": resolved["profile_overrides"],
-        "conventions": conventions_record(), "output_crop": {"bands": crop.bands, "pixels": crop.pixels},
+        "conventions": conventions_record(run), "output_crop": {"bands": crop.bands, "pixels": crop.pixels},
         "params": count_parameters(model), "epochs": epochs, "train_seconds": round(train_seconds, 3),
         "infer_seconds": round(infer_seconds, 3), "n_test_scenes": len(images),
         "test_region": run.protocol.test_region, "device": device,
