@@ -237,7 +237,8 @@ def run(methods, dataset, scale, seed, experiment, dry_run, data_root, profile, 
         for method, options in overrides_used.items():
             click.echo(f"Note: profile '{records[0]['profile']}' runs {method} with {options} (not the paper's size).")
         if any(r.get("output_crop", {}).get("bands") for r in records):
-            click.echo("Note: 3D-FCNN is scored on the aligned part of HR it produces (bands 4..L-5, pixels 6..-6).")
+            click.echo("Note: 3D-FCNN is scored on the aligned part of HR it produces: bands 5 to L-4 (1-based; "
+                       "5-27 of 31) with a 6-pixel border removed.")
 
 
 def _one_cell(method, dataset, scale, seed, data_root, profile, device, amp, epochs, overrides,
