@@ -191,7 +191,7 @@ class RunConfig:
         Raises:
             MethodError: unknown variant or option (did-you-mean).
         """
-        from hsisr_bench.registry import get_method_info, resolve_options
+        from hsisr_bench.registry import resolve_options
 
         variant = resolve_options(self.method.name, {}, self.method.variant)  # checks the variant name
         options = {**self.method.defaults, **self.protocol.method_overrides.get(self.method.name, {}),

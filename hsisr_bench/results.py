@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from hsisr_bench import __version__
+from hsisr_bench import atomic
 from hsisr_bench.errors import ResultsError
 
 PathLike = Union[str, Path]
@@ -51,27 +52,15 @@ NON_IDENTITY_KEYS = ("run_id", "version", "device", "experiment", "data_root", "
 
 
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write ``path`` atomically: ``write(handle)`` fills a temporary file that then replaces ``path``.
+    """Write ``path`` atomically (see :mod:`hsisr_bench.atomic`).
 
     Raises:
         ResultsError: the folder cannot be written.
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic.atomic_write(path, write)
     except OSError as error:
         raise ResultsError(f"Cannot write {path}: {error}. Choose a writable --out folder.") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_text(path: PathLike, text: str) -> Path:

@@ -28,7 +28,8 @@ def test_region_is_top_left_modcropped_and_degraded_with_imresize():
     cube = np.random.default_rng(0).random((4, 40, 50), dtype=np.float32)
     image = eval_image(cube, "a", region=32, scale=3)
     assert image.hr.shape == (4, 30, 30) and np.array_equal(image.hr, cube[:, :30, :30])
-    np.testing.assert_array_equal(image.lr, imresize(image.hr, 1 / 3))
+    # degraded in float64 (as MATLAB on double images), then stored as float32
+    np.testing.assert_array_equal(image.lr, imresize(image.hr.astype(np.float64), 1 / 3).astype(np.float32))
     assert modcrop(cube, 4).shape == (4, 40, 48)
 
 
@@ -52,7 +53,7 @@ def test_bicubic_cell_writes_the_documented_run_folder(tmp_path):
     assert metrics["n_test_scenes"] == len(data.test) == 1
     scene = data.dataset.load(data.test[0])
     hr = scene.cube[:, :32, :32]
-    sr = np.clip(imresize(imresize(hr, 0.5), 2), 0, 1)
+    sr = np.clip(imresize(imresize(hr.astype(np.float64), 0.5).astype(np.float32), 2), 0, 1)  # LR in float64, stored float32
     row = metrics["per_image"][0]
     assert row["scene"] == scene.name
     assert row["psnr"] == pytest.approx(psnr(sr, hr), abs=1e-6)

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hsisr_bench.data.imresize import imresize, output_length
+from hsisr_bench.atomic import atomic_path
 from hsisr_bench.data.scene import Scene
 from hsisr_bench.errors import ConfigError, DataError
 
@@ -306,19 +305,11 @@ class PatchBank(Dataset):
             if array is not None and array.shape == shape and array.dtype == np.float32:
                 self.cache_hits += 1
                 return array
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".npy.tmp") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             fill(out)
             out.flush()
             del out
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         self.cache_writes += 1
         return np.load(path, mmap_mode="r")
 

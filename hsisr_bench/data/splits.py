@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 
 import hsisr_bench
+from hsisr_bench.atomic import atomic_write
 from hsisr_bench.errors import ConfigError, DataError
 
 #: Keys a split file must hold, and the one it may hold.
@@ -88,18 +87,7 @@ class Split:
         Returns:
             The path written.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda handle: handle.write(self.to_json().encode("utf-8")))
 
     def restrict(self, available_names: Iterable[str]) -> "Split":
         """Return this split limited to the scenes that are present.

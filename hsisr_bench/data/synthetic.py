@@ -15,14 +15,13 @@ the same arguments give the same bytes. Scene ``i`` does not depend on ``n_scene
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from hsisr_bench.atomic import atomic_write
 from hsisr_bench.data.scene import Scene
 from hsisr_bench.errors import ConfigError
 
@@ -373,12 +372,4 @@ def _check_arguments(*, n_scenes: int, size: int, bands: int, seed: int) -> None
 
 def _atomic_write(path: Path, write) -> None:
     """Write ``path`` through a temporary file in the same folder, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, write)

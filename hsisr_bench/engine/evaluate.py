@@ -127,7 +127,8 @@ def eval_image(cube: np.ndarray, name: str, region: int, scale: int) -> EvalImag
     hr = modcrop(np.ascontiguousarray(cube[:, :region, :region], dtype=np.float32), scale)
     if min(hr.shape[-2:]) < scale:
         raise DataError(f"Scene {name} is {cube.shape[-2]}x{cube.shape[-1]}, too small for a x{scale} test region.")
-    return EvalImage(name, hr, np.asarray(imresize(hr, 1.0 / scale), dtype=np.float32))
+    # The degradation is computed in float64, as MATLAB's imresize does on double images.
+    return EvalImage(name, hr, np.asarray(imresize(hr.astype(np.float64), 1.0 / scale), dtype=np.float32))
 
 
 # ------------------------------------------------------------------------------------- inference

@@ -20,8 +20,6 @@ so it runs headless and leaves a user's interactive backend alone.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -31,6 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hsisr_bench.atomic import atomic_path
 from hsisr_bench.errors import ConfigError, ResultsError
 from hsisr_bench.report import (
     cell_dir,
@@ -178,11 +177,8 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     # Fixed metadata keeps PDF/SVG files reproducible (no creation date).
     metadata = {"png": {"Software": "hsisr-bench"}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".{fmt}")
-        os.close(fd)
-        figure.savefig(temporary, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
-        os.replace(temporary, path)
+        with atomic_path(path, suffix=f".{fmt}") as temporary:
+            figure.savefig(temporary, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
     except OSError as error:
         raise ResultsError(f"Cannot write {path}: {error}. Pick a writable folder with --out.") from None
     return path
