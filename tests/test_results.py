@@ -128,3 +128,21 @@ def test_ensure_writable_names_the_folder(tmp_path):
     with pytest.raises(ResultsError, match="not writable"):
         results.ensure_writable(blocker / "out")
     assert results.ensure_writable(tmp_path / "new" / "out").is_dir()
+
+
+def test_atomic_writes_leave_ordinary_permissions_and_no_temporaries(tmp_path):
+    import os
+
+    from hsisr_bench import atomic
+
+    mask = os.umask(0)
+    os.umask(mask)
+    path = atomic.atomic_write(tmp_path / "sub" / "file.bin", lambda handle: handle.write(b"data"))
+    assert path.read_bytes() == b"data"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would make it, not mkstemp's 0600
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(tmp_path / "sub" / "file.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == b"data"  # the old file survives a failed write
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["file.bin"]
