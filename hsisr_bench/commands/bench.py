@@ -40,6 +40,7 @@ def bench(suites, methods, scales, device, size, repeats, quick, output, no_appe
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     command = "hsibench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     sections = [f"## Run of {stamp}\n\nCommand: `{command}`  \nMachine: {machine_description(device)}\n"]
+    click.echo(sections[0])
     for suite in suites or SUITES:
         module = importlib.import_module(f"hsisr_bench.benchmarks.{suite}")
         sections.append(module.run(options))
