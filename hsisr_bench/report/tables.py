@@ -26,7 +26,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from tabulate import tabulate
@@ -283,16 +283,14 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _styled_cell(cell: Sequence[Part], escape: Callable[[Any], str], best: str, second: str) -> str:
+    """Join a cell's parts with `` / ``, each escaped and wrapped in the ``best``/``second`` format."""
+    formats = {"best": best, "second": second}
+    return " / ".join(formats.get(part.style, "{}").format(escape(part.text)) for part in cell)
+
+
 def _md_cell(cell: Sequence[Part]) -> str:
-    texts = []
-    for part in cell:
-        text = _md_escape(part.text)
-        if part.style == "best":
-            text = f"**{text}**"
-        elif part.style == "second":
-            text = f"<u>{text}</u>"
-        texts.append(text)
-    return " / ".join(texts)
+    return _styled_cell(cell, _md_escape, "**{}**", "<u>{}</u>")
 
 
 _LATEX_SPECIALS = {
@@ -327,15 +325,7 @@ def latex_escape(text: Any) -> str:
 
 
 def _latex_cell(cell: Sequence[Part]) -> str:
-    texts = []
-    for part in cell:
-        text = latex_escape(part.text)
-        if part.style == "best":
-            text = f"\\textbf{{{text}}}"
-        elif part.style == "second":
-            text = f"\\underline{{{text}}}"
-        texts.append(text)
-    return " / ".join(texts)
+    return _styled_cell(cell, latex_escape, "\\textbf{{{}}}", "\\underline{{{}}}")
 
 
 # ------------------------------------------------------------------------------------------ formatting
