@@ -14,6 +14,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from hsisr_bench import metrics
+from hsisr_bench.data import imresize, load_scene
 from hsisr_bench.errors import HsiBenchError
 from hsisr_bench.metrics import (
     METRICS, Conventions, MetricError, cc, ergas, evaluate, mpsnr, psnr, rmse, sam, ssim,
@@ -400,21 +401,10 @@ def load_cave_scene(name: str) -> np.ndarray:
     folder = DATA_ROOT / "CAVE" / name
     if not folder.is_dir():
         pytest.skip(f"real CAVE data not found at {folder}")
-    try:
-        from hsisr_bench.data import load_scene
-    except ImportError:  # the data layer is not there: read the 16-bit PNGs directly
-        from PIL import Image
-
-        files = sorted((folder / name).glob(f"{name}_[0-9][0-9].png"))
-        return np.stack([np.asarray(Image.open(f), dtype=np.float64) / 65535 for f in files]).astype(np.float32)
     return load_scene(folder, "cave").cube
 
 
 def test_bicubic_round_trip_on_real_cave_scene():
-    try:
-        from hsisr_bench.data import imresize
-    except ImportError as error:
-        pytest.skip(f"hsisr_bench.data.imresize is not available: {error}")
     hr = load_cave_scene("balloons_ms")
     assert hr.shape == (31, 512, 512)
     sr = np.clip(imresize(imresize(hr, 1 / 4), 4), 0, 1)

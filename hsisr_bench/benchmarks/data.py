@@ -75,10 +75,8 @@ def _find_cave_scene() -> tuple[Optional[Path], str]:
 def _loading_section(repeats: int) -> list[str]:
     lines = ["**Loading one real CAVE scene** (`hsisr_bench.data.load_scene(folder, dataset=\"cave\")`: "
              "31 PNG bands -> `(L, H, W)` float32 in [0, 1])", ""]
-    try:
-        from hsisr_bench.data import load_scene
-    except ImportError as exc:  # the reader module is written separately; it may be missing
-        return lines + [f"Skipped: the reader is not available ({exc}).", ""]
+    from hsisr_bench.data import load_scene
+
     scene_dir, looked = _find_cave_scene()
     if scene_dir is None:
         return lines + [f"Skipped: no CAVE scene folder found (looked in {looked}).", ""]

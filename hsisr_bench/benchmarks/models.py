@@ -212,14 +212,14 @@ def _ssrnet_paths_table(options: BenchOptions, size: int, repeats: int, warmup: 
         with torch.inference_mode():
             difference = (fast(x) - plain(x)).abs().max().item()
 
-        def run(model):
+        def forward_of(model, x=x):
             def call():
                 with torch.inference_mode():
                     model(x)
             return call
 
-        t_plain = time_call(run(plain), repeats=repeats, warmup=warmup, device=device)
-        t_fast = time_call(run(fast), repeats=repeats, warmup=warmup, device=device)
+        t_plain = time_call(forward_of(plain), repeats=repeats, warmup=warmup, device=device)
+        t_fast = time_call(forward_of(fast), repeats=repeats, warmup=warmup, device=device)
         flops = [_count_flops(m, x) for m in (plain, fast)]
         if device.startswith("cuda"):
             peaks = [_cuda_peak(m, x) for m in (plain, fast)]
@@ -244,10 +244,6 @@ def _tiled_table(options: BenchOptions, size: int) -> tuple[list[str], list[str]
     budget, tile = (TILE_BUDGET_BYTES, None) if size >= 256 else (None, 16)
     if options.device.startswith("cuda"):
         return ["(CPU only: run without --device cuda.)"], []
-    try:
-        import hsisr_bench.engine.infer  # noqa: F401
-    except ImportError as error:
-        return [f"(The tiled inference engine is not available: {error}.)"], []
     lines = ["| SSRNet ×2, LR input | mode | tile budget | peak RSS, process (GB) | increase in the pass (GB) "
              "| time (s) | max abs diff vs untiled |",
              "|---|---|---:|---:|---:|---:|---:|"]

@@ -147,31 +147,10 @@ def _state(directory: Path) -> str:
 
 
 def summary(records: Sequence[dict]) -> str:
-    """The Table V-style summary of finished runs (the report layer's, else a plain one)."""
-    try:
-        from hsisr_bench.report.tables import summary_table
-    except ImportError:
-        summary_table = None
-    if summary_table is not None:
-        return summary_table(records)
-    return plain_summary(records)
+    """The Table V-style summary of finished runs (the report layer's compact table)."""
+    from hsisr_bench.report.tables import summary_table
 
-
-def plain_summary(records: Sequence[dict]) -> str:
-    """Rows dataset × scale, one column per method label, cells ``PSNR / SSIM / SAM``."""
-    labels = sorted({r.get("label") or r["method"] for r in records})
-    cells: dict[tuple, dict] = {}
-    for r in records:
-        cells.setdefault((r["dataset"], r["scale"]), {})[r.get("label") or r["method"]] = r["mean"]
-    rows = []
-    for (dataset, scale), by_label in sorted(cells.items()):
-        row = [dataset, f"x{scale}"]
-        for label in labels:
-            m = by_label.get(label)
-            row.append("-" if m is None else f"{m['psnr']:.2f} / {m['ssim']:.4f} / {m['sam']:.2f}")
-        rows.append(row)
-    return ("PSNR (dB) / SSIM / SAM (deg), mean over test scenes\n"
-            + tabulate(rows, headers=["dataset", "scale", *labels], tablefmt="github"))
+    return summary_table(records)
 
 
 def execute(runs: Sequence[RunConfig], out: Path, *, force: bool, progress: Optional[bool],

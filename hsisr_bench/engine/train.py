@@ -37,7 +37,7 @@ from hsisr_bench.engine.losses import get_loss
 from hsisr_bench.errors import ConfigError, ResultsError, TrainingError
 from hsisr_bench.registry import MethodInfo, OutputCrop
 
-#: Resolved-config keys a checkpoint must match before it is resumed.
+#: File name of the per-run checkpoint (model, optimiser, scheduler, RNG states, resolved config).
 CHECKPOINT_FILE = "checkpoint.pt"
 
 

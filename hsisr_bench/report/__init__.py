@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from hsisr_bench.errors import ResultsError
+from hsisr_bench.results import scan_results
 
 #: The paper's method order in its tables; other methods follow, sorted by name.
 PAPER_METHOD_ORDER = ("bicubic", "gdrrn", "fcnn3d", "edsr", "ssrnet")
@@ -36,8 +37,8 @@ _HOW_TO_PRODUCE = (
 def load_records(results_dir: str | Path) -> list[dict]:
     """Read every finished run of a results store, each as its ``metrics.json`` dict plus ``_run_dir``.
 
-    Uses :func:`hsisr_bench.results.scan_results` when that module provides it, else reads the layout
-    ``<out>/<dataset>/x<scale>/<method>[+<variant>]/seed<k>/metrics.json`` directly. Runs without
+    Reads ``<out>/<dataset>/x<scale>/<method>[+<variant>]/seed<k>/metrics.json`` through
+    :func:`hsisr_bench.results.scan_results` (unreadable files are left out, shown as not run). Runs without
     ``"finished": true`` are skipped (an interrupted run is not a result).
 
     Args:
@@ -56,42 +57,13 @@ def load_records(results_dir: str | Path) -> list[dict]:
             f"Results folder {root} does not exist (looked for "
             f"{root}/<dataset>/x<scale>/<method>/seed<k>/metrics.json). " + _HOW_TO_PRODUCE.format(out=root)
         )
-    records = _scan_with_results_module(root)
-    if records is None:
-        records = _scan_layout(root)
-    records = [_complete(record, root) for record in records if record.get("finished", False) is True]
+    records = [_complete(record, root) for record in scan_results(root) if record.get("finished", False) is True]
     if not records:
         raise ResultsError(
             f"No finished run in {root} (looked for {root}/<dataset>/x<scale>/<method>/seed<k>/metrics.json "
             f"with \"finished\": true). " + _HOW_TO_PRODUCE.format(out=root)
         )
     return sorted(records, key=record_sort_key)
-
-
-def _scan_with_results_module(root: Path) -> Optional[list[dict]]:
-    """Records from ``hsisr_bench.results.scan_results``, or ``None`` when that function is absent."""
-    try:
-        from hsisr_bench.results import scan_results
-    except ImportError:
-        return None
-    return [dict(record) for record in scan_results(root)]
-
-
-def _scan_layout(root: Path) -> list[dict]:
-    """Read ``metrics.json`` of every run folder under ``root`` following the documented layout."""
-    records = []
-    for path in sorted(root.glob("*/x*/*/seed*/metrics.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ResultsError(
-                f"Cannot read {path}: {error}. The file is written atomically by `hsibench run`; "
-                f"delete its run folder {path.parent} and run again to recompute it."
-            ) from None
-        if isinstance(record, dict):
-            record["_run_dir"] = path.parent
-            records.append(record)
-    return records
 
 
 def _complete(record: dict, root: Path) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 from tabulate import tabulate
 
 from hsisr_bench.errors import ConfigError, HsiBenchError, ResultsError
+from hsisr_bench.metrics import METRICS
 from hsisr_bench.report import (
     PAPER_METHOD_ORDER,
     band_count,
@@ -49,18 +50,6 @@ from hsisr_bench.report import published as pub
 #: The metrics of the paper's tables, in its column order.
 TABLE_METRICS = ("psnr", "ssim", "sam")
 
-#: Fallback metric metadata, used only when ``hsisr_bench.metrics.METRICS`` is unavailable:
-#: name -> (display name, unit, higher is better, decimals).
-_LOCAL_METRICS = {
-    "psnr": ("PSNR", "dB", True, 2),
-    "mpsnr": ("MPSNR", "dB", True, 2),
-    "ssim": ("SSIM", "", True, 3),
-    "sam": ("SAM", "°", False, 2),
-    "ergas": ("ERGAS", "", False, 3),
-    "rmse": ("RMSE", "", False, 4),
-    "cc": ("CC", "", True, 4),
-}
-
 #: Significance level of the paired Wilcoxon test.
 DEFAULT_ALPHA = 0.05
 
@@ -70,29 +59,16 @@ DASH = "—"
 # ------------------------------------------------------------------------------------ metric metadata
 
 
-def _metrics_table() -> Optional[Mapping[str, Any]]:
-    try:
-        from hsisr_bench.metrics import METRICS
-    except ImportError:
-        return None
-    return METRICS
-
-
 def _info(metric: str) -> tuple[str, str, bool, int]:
-    """``(display name, unit, higher is better, decimals)`` of a metric: ``METRICS`` metadata, else the local table.
+    """``(display name, unit, higher is better, decimals)`` of a metric, from ``hsisr_bench.metrics.METRICS``.
 
     Raises:
-        ConfigError: a metric neither table knows.
+        ConfigError: an unknown metric.
     """
-    table = _metrics_table()
-    if table is not None and metric in table:
-        info = table[metric]
-        unit = str(getattr(info, "unit", "") or "")
-        return (str(getattr(info, "title", metric.upper())), "°" if unit == "deg" else unit,
-                bool(info.higher_is_better), int(getattr(info, "decimals", _LOCAL_METRICS.get(metric, (0, 0, 0, 4))[3])))
-    if metric in _LOCAL_METRICS:
-        return _LOCAL_METRICS[metric]
-    raise ConfigError(f"Unknown metric '{metric}'; known: {', '.join(sorted(_LOCAL_METRICS))}.")
+    if metric in METRICS:
+        info = METRICS[metric]
+        return info.title, "°" if info.unit == "deg" else info.unit, bool(info.higher_is_better), int(info.decimals)
+    raise ConfigError(f"Unknown metric '{metric}'; known: {', '.join(sorted(METRICS))}.")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -117,8 +93,7 @@ def decimals(metric: str) -> int:
 
 
 def _known(metric: str) -> bool:
-    table = _metrics_table()
-    return metric in _LOCAL_METRICS or (table is not None and metric in table)
+    return metric in METRICS
 
 
 # ------------------------------------------------------------------------------------------ aggregation
@@ -394,7 +369,7 @@ def _conventions_text(conventions: Any, metrics: Sequence[str] = TABLE_METRICS) 
 
         described = Conventions.from_value(dict(conventions)).describe()
         return "; ".join(f"{metric_name(m)}: {described[m]}" for m in metrics if m in described)
-    except (ImportError, HsiBenchError, TypeError, ValueError, KeyError):
+    except (HsiBenchError, TypeError, ValueError, KeyError):  # conventions of another version
         return "; ".join(f"{k}: {_conventions_text(v) if isinstance(v, Mapping) else v}" for k, v in conventions.items())
 
 
@@ -773,10 +748,8 @@ def _experiment_grid(experiment: str) -> Optional[tuple[set, set]]:
         ``(settings, places)``: the ``(method, variant, loss)`` settings and the ``(dataset, scale)``
         places it names, or ``None``.
     """
-    try:
-        from hsisr_bench.config import default_method_config, list_experiments, load_experiment
-    except ImportError:
-        return None
+    from hsisr_bench.config import default_method_config, list_experiments, load_experiment
+
     try:
         if experiment not in list_experiments():
             return None
@@ -790,7 +763,7 @@ def _experiment_grid(experiment: str) -> Optional[tuple[set, set]]:
                                   default_loss if loss == "default" else str(loss)))
         places = {(str(d), int(s)) for d in exp.datasets for s in exp.scales}
         return settings, places
-    except (HsiBenchError, ImportError):
+    except HsiBenchError:
         return None
 
 
@@ -804,7 +777,7 @@ def _record_loss(record: Mapping[str, Any]) -> Optional[str]:
         from hsisr_bench.config import default_method_config
 
         return default_method_config(str(record["method"])).loss
-    except (ImportError, HsiBenchError):
+    except HsiBenchError:  # a method this version does not know
         return None
 
 
@@ -846,7 +819,7 @@ def effective_options(record: Mapping[str, Any]) -> dict:
         merged = dict(info.options)
         merged.update(resolve_options(str(record["method"]), explicit, record.get("variant") or None))
         return merged
-    except (HsiBenchError, ImportError):  # unregistered method, unknown variant, or registry not importable
+    except HsiBenchError:  # unregistered method or unknown variant
         return explicit
 
 
