@@ -24,3 +24,18 @@ def test_quick_suites_print_their_tables_and_append_only_when_asked(tmp_path):
 def test_unknown_suite_is_a_usage_error():
     result = CliRunner().invoke(main, ["bench", "--suite", "nope", "--no-append"])
     assert result.exit_code == 2 and "nope" in result.output
+
+
+def test_a_measuring_process_reports_its_own_peak_not_its_parents():
+    """ru_maxrss of a child spawned by a large parent is the parent's peak; the benchmark must not use it."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    held = np.ones(1024**3 // 8)  # 1 GiB, touched: this process's RSS is now above 1 GiB
+    code = "from hsisr_bench.benchmarks.models import _peak_rss; print(_peak_rss())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    child_peak = int(result.stdout.strip().splitlines()[-1])
+    assert held.sum() == held.size
+    assert 0 < child_peak < 0.9 * 1024**3  # torch imported: a few hundred MB, not the parent's 1 GiB

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hsisr_bench.errors import MethodError
+from hsisr_bench.models import _ssrnet_fast
 from hsisr_bench.models.ssrnet import PARAM_COUNTS, VARIANTS, SSRNet, build_ssrnet
 from hsisr_bench.registry import count_parameters, create_method, get_method_info
 
@@ -272,3 +273,110 @@ def test_unknown_option_through_the_registry():
 def test_forward_rejects_a_5d_input():
     with pytest.raises(MethodError, match=r"\(B, L, h, w\)"):
         build_ssrnet(bands=31, scale=2)(torch.randn(1, 1, 31, 4, 4))
+
+
+# --------------------------------------------------------------------------- in-place convolutions (inference on CPU)
+
+
+def _requires_fused_convolutions():
+    if not _ssrnet_fast.fused_conv_available():
+        pytest.skip("this torch build lacks oneDNN's in-place convolution; the public convolutions run instead")
+
+
+@pytest.fixture
+def workspaces(monkeypatch):
+    """Every Workspace the fast path creates, recorded."""
+    created = []
+
+    class Recorded(_ssrnet_fast.Workspace):
+        def __init__(self, like):
+            super().__init__(like)
+            created.append(self)
+
+    monkeypatch.setattr(_ssrnet_fast, "Workspace", Recorded)
+    return created
+
+
+@pytest.mark.parametrize("scale, options", [(2, {}), (3, {"lff": False}), (4, {"block": "standard"})])
+def test_in_place_convolutions_equal_the_public_ones(scale, options, workspaces):
+    _requires_fused_convolutions()
+    fast, plain = _pair(scale, seed=11, **options)
+    x = torch.randn(2, 31, 7, 9, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        fused = fast(x)
+        assert len(workspaces) == 1  # the in-place path really ran
+        fast.fused_convolutions = False
+        public = fast(x)
+        assert len(workspaces) == 1  # and this one did not
+        expected = plain(x)
+    assert (fused - public).abs().max().item() <= 1e-5
+    assert (fused - expected).abs().max().item() <= 1e-5
+
+
+def test_the_workspace_stays_small(workspaces):
+    """At most five activation buffers live at once (SSRM input, unit state, fusion sum, two outputs)."""
+    _requires_fused_convolutions()
+    fast, _ = _pair(2, seed=1)
+    with torch.inference_mode():
+        fast(torch.randn(1, 31, 6, 6))
+    (ws,) = workspaces
+    assert 1 <= len(ws.buffers) <= 5
+    assert all(b.is_contiguous(memory_format=torch.channels_last_3d) for b in ws.buffers)
+
+
+def test_no_workspace_with_autograd_or_autocast(workspaces):
+    fast, plain = _pair(2, seed=2)
+    x = torch.randn(1, 31, 5, 5)
+    out = fast(x)  # autograd on: outputs must stay differentiable, no buffer is reused
+    assert out.requires_grad
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast(x)
+    assert workspaces == []
+    with torch.inference_mode():
+        assert (out.detach() - plain(x)).abs().max().item() <= 1e-5
+
+
+def test_workspace_never_hands_out_a_live_buffer():
+    like = torch.zeros(1, 4, 3, 5, 5).contiguous(memory_format=torch.channels_last_3d)
+    ws = _ssrnet_fast.Workspace(like)
+    a = ws.spare()
+    b = ws.spare(a)
+    c = ws.spare(a, b.permute(0, 2, 1, 3, 4))  # a view of b holds b
+    storages = {t.untyped_storage().data_ptr() for t in (a, b, c)}
+    assert len(storages) == 3 and len(ws.buffers) == 3
+    assert ws.spare(a, c) is b  # reused, not allocated
+    assert ws.spare() is a
+    assert a.shape == like.shape and a.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_probe_falls_back_when_the_operator_is_missing(monkeypatch):
+    probe = _ssrnet_fast.fused_conv_available.__wrapped__
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert probe() is False
+    monkeypatch.undo()
+
+    def missing(*args, **kwargs):
+        raise AttributeError("'_OpNamespace' 'mkldnn' object has no attribute '_convolution_pointwise_'")
+
+    monkeypatch.setattr(_ssrnet_fast, "_conv_relu", missing)
+    assert probe() is False
+
+
+def test_probe_rejects_an_operator_that_computes_something_else(monkeypatch):
+    probe = _ssrnet_fast.fused_conv_available.__wrapped__
+    real = _ssrnet_fast._conv_relu
+
+    def off_by_one(x, weight, bias, padding, out=None):
+        return real(x, weight, bias, padding, out=out).add_(1.0)
+
+    monkeypatch.setattr(_ssrnet_fast, "_conv_relu", off_by_one)
+    assert probe() is False
+
+
+def test_model_falls_back_to_public_convolutions(monkeypatch, workspaces):
+    monkeypatch.setattr(_ssrnet_fast, "fused_conv_available", lambda: False)
+    fast, plain = _pair(3, seed=6)
+    x = torch.randn(1, 31, 6, 5)
+    with torch.inference_mode():
+        assert (fast(x) - plain(x)).abs().max().item() <= 1e-5
+    assert workspaces == []

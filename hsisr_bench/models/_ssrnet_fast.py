@@ -12,10 +12,16 @@ re-measures the whole-network ratio):
   channels-last memory was as fast for the spectral conv and slower for the spatial one.
 - Upsampling and reconstruction are both linear, so ``tail ∘ upsample`` is one transposed
   convolution with a single output channel, computed as ``s²`` dense sub-pixel convolutions plus a
-  pixel shuffle, with exact border corrections (see :func:`_upsample_reconstruct`): ~110 ms instead
+  pixel shuffle, with exact border corrections (see :class:`_Reconstruction`): ~110 ms instead
   of 490 ms (ConvTranspose3d 64->64, NCDHW; 515 ms channels-last; 1,170 ms as a dense sub-pixel
   64->64·s² conv, whose zero taps cost 2.25× the FLOPs) + 270 ms (tail 64->1 on the HR grid). It
-  never forms the 64-channel HR tensor (2 GB for a 31×512×512 output).
+  never forms the 64-channel HR tensor (2 GB for a 31×512×512 output). Its band taps run as output
+  channels of a 2D convolution (see :func:`_phase_conv`).
+- Without autograd on CPU, every convolution writes ``ReLU(conv(x))`` into a reused, already mapped
+  buffer (:class:`Workspace`, oneDNN's in-place convolution): a fresh 130 MB output is page-faulted
+  in by the kernel on first write, ~35 ms each. On a 31×128×128 LR cube, 2 threads: spatial 206 ->
+  171 ms, spectral 111 -> 71 ms per convolution (zeroing the buffer included); whole network ×2
+  7.7 -> 6.2 s.
 - Weight normalisation is folded into plain weights once per parameter change (cached; rebuilt when
   a parameter's version or storage changes and dropped by ``train()``), together with the re-laid-out
   weights and the reconstruction kernels; with autograd on they are recomputed differentiably.
@@ -23,10 +29,13 @@ re-measures the whole-network ratio):
   the weight: no 3C concat, and each unit output is free as soon as the next unit has used it.
 - The head (one input channel, where PyTorch picks its slow kernel and then needs a layout copy) is
   one matmul over 27-voxel neighbourhoods that writes channels-last directly.
-- ReLU in place on each convolution's fresh output; residual adds in place when autograd is off.
-  Fusing ReLU into the oneDNN convolution (private ``mkldnn._convolution_pointwise``) saved ~2.5 %
-  of a convolution: not worth a private API. Rejected as slower: NNPACK's Winograd 3×3
-  (114 vs 84 ms), the spectral conv as three shifted matmuls, oneDNN's blocked layout.
+- With autograd on (training), ReLU runs in place on each convolution's fresh output and the
+  residual adds out of place. Fusing the ReLU alone into the oneDNN convolution saved ~2.5 % of a
+  convolution; what pays is the reused output buffer above. Rejected as slower: NNPACK's Winograd
+  3×3 (114 vs 84 ms), the spectral conv as three shifted matmuls, oneDNN's blocked layout, and
+  Winograd F(2×2, 3×3) in PyTorch ops: its 16 skinny 64×64 matmuls run at ~110 GFLOP/s where the
+  direct 3×3 convolution reaches ~220 GFLOP/s (2 threads), so 2.25× fewer FLOPs do not pay for
+  the transforms.
 - Whole network: plain 7.7 s, fast 3.1 s (2.5×) on this loaded machine; one training step
   (forward + backward, batch 4 of 32×32) 1.7× faster than the plain path, so training uses this path
   too. Much of the plain path's time is page faults from its larger fresh allocations (with glibc's
@@ -38,6 +47,7 @@ re-measures the whole-network ratio):
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from typing import TYPE_CHECKING, Callable
 
@@ -128,7 +138,84 @@ def _detached(weights: dict) -> dict:
     return {k: detach(v) for k, v in weights.items()}
 
 
+# --------------------------------------------------------------------------- activation buffers (inference)
+
+
+@functools.lru_cache(maxsize=None)
+def fused_conv_available() -> bool:
+    """Whether oneDNN's in-place convolution ``torch.ops.mkldnn._convolution_pointwise_`` works here.
+
+    It is a private operator (PyTorch's inductor uses it), so it is used only after this probe has
+    checked, once per process, that it exists and writes ``ReLU(conv(x))`` into the given buffer for
+    both convolution shapes the network uses; otherwise the public ``F.conv2d``/``F.conv3d`` run.
+    """
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return False
+        generator = torch.Generator().manual_seed(0)
+        for dims, kernel in ((2, (3, 1)), (3, (3, 3, 3))):
+            layout = CL2D if dims == 2 else CL3D
+            x = torch.randn(2, 4, *(5,) * dims, generator=generator).contiguous(memory_format=layout)
+            weight = torch.randn(4, 4, *kernel, generator=generator).contiguous(memory_format=layout)
+            bias = torch.randn(4, generator=generator)
+            padding = tuple(k // 2 for k in kernel)
+            out = torch.empty_like(x)
+            got = _conv_relu(x, weight, bias, padding, out=out)
+            expected = F.relu((F.conv2d if dims == 2 else F.conv3d)(x, weight, bias, padding=padding))
+            if got.data_ptr() != out.data_ptr() or not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+                return False
+        return True
+    except (AttributeError, RuntimeError, TypeError):  # absent, or its signature changed
+        return False
+
+
+class Workspace:
+    """Activation-sized buffers that the layers of one forward without autograd write into, reused.
+
+    Why: a fresh activation (31×128×128×64 float32 = 130 MB) is a new ``mmap`` that the kernel
+    page-faults in on first write, about 35 ms each here; with ~45 of them, that was 1.8 s of a 7.7 s
+    ×2 forward. oneDNN's in-place convolution (see :func:`fused_conv_available`) writes into a buffer
+    that is already mapped. Buffers are never shared between live tensors: :meth:`spare` is told which
+    tensors the caller still needs and hands out another one (allocating it the first time).
+    """
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.like = like
+        self.buffers: list[torch.Tensor] = []
+
+    def spare(self, *live: torch.Tensor) -> torch.Tensor:
+        """A buffer shaped like the activations that holds none of ``live``."""
+        busy = {t.untyped_storage().data_ptr() for t in live}
+        for buffer in self.buffers:
+            if buffer.untyped_storage().data_ptr() not in busy:
+                return buffer
+        self.buffers.append(torch.empty_like(self.like, memory_format=CL3D))
+        return self.buffers[-1]
+
+
+def _spare(ws: "Workspace | None", *live: torch.Tensor) -> "torch.Tensor | None":
+    return None if ws is None else ws.spare(*live)
+
+
+def _workspace_for(f0: torch.Tensor) -> "Workspace | None":
+    """A workspace when the in-place convolutions can run: CPU, float32, no autograd, no autocast."""
+    usable = (not torch.is_grad_enabled() and f0.device.type == "cpu" and f0.dtype == torch.float32
+              and not torch.is_autocast_enabled("cpu") and fused_conv_available())
+    return Workspace(f0) if usable else None
+
+
 # --------------------------------------------------------------------------- layers on (B, C, L, h, w) CL3D
+
+
+def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: tuple,
+               out: "torch.Tensor | None" = None) -> torch.Tensor:
+    """``ReLU(conv(x))``, 2D or 3D, channels-last; written into ``out`` (same shape and layout) if given."""
+    if out is None:
+        return F.relu_((F.conv2d if x.dim() == 4 else F.conv3d)(x, weight, bias, padding=padding))
+    ones = [1] * (x.dim() - 2)
+    out.zero_()  # the kernel adds the convolution to what ``out`` holds, then applies the ReLU
+    return torch.ops.mkldnn._convolution_pointwise_.binary(out, x, weight, bias, list(padding), ones, ones, 1,
+                                                            "add", None, "relu", [], "")
 
 
 def _head(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -140,54 +227,62 @@ def _head(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Te
     return out.reshape(B, L, h, w, -1).permute(0, 4, 1, 2, 3)  # (N, C) -> (B, C, L, h, w), CL3D
 
 
-def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  out: "torch.Tensor | None" = None) -> torch.Tensor:
     """ReLU(Conv3d (1,3,3) pad (0,1,1)) as a 2D 3×3 convolution over the ``B·L`` band images."""
     B, C, L, h, w = x.shape
-    x2 = x.permute(0, 2, 1, 3, 4).reshape(B * L, C, h, w)  # (B, C, L, h, w) -> (B·L, C, h, w), a view in CL3D
-    y = F.relu_(F.conv2d(x2, weight, bias, padding=1))  # (B·L, C', h, w) channels-last
-    return y.reshape(B, L, -1, h, w).permute(0, 2, 1, 3, 4)  # -> (B, C', L, h, w), CL3D
+    as_images = lambda t: t.permute(0, 2, 1, 3, 4).reshape(B * L, -1, h, w)  # noqa: E731  a view in CL3D
+    y = _conv_relu(as_images(x), weight, bias, (1, 1), None if out is None else as_images(out))
+    return y.reshape(B, L, -1, h, w).permute(0, 2, 1, 3, 4)  # (B·L, C', h, w) -> (B, C', L, h, w), CL3D
 
 
-def _spectral_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def _spectral_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                   out: "torch.Tensor | None" = None) -> torch.Tensor:
     """ReLU(Conv3d (3,1,1) pad (1,0,0)) as a 2D (3,1) convolution over ``(L, h·w)``."""
     B, C, L, h, w = x.shape
-    y = F.relu_(F.conv2d(x.reshape(B, C, L, h * w), weight, bias, padding=(1, 0)))  # (B, C', L, h·w), a view
+    as_rows = lambda t: t.reshape(B, -1, L, h * w)  # noqa: E731  a view in CL3D
+    y = _conv_relu(as_rows(x), weight, bias, (1, 0), None if out is None else as_rows(out))
     return y.reshape(B, -1, L, h, w)  # (B, C', L, h·w) -> (B, C', L, h, w)
 
 
-def _block(block, x: torch.Tensor, weights: dict) -> torch.Tensor:
+def _block(block, x: torch.Tensor, weights: dict, ws: "Workspace | None", keep: tuple = ()) -> torch.Tensor:
+    """One block; with a workspace its outputs go to buffers that hold neither ``x`` nor ``keep``."""
     # ReLU runs in place on each convolution's own output, before any reshape: in place on a fresh
     # base tensor costs autograd nothing (in place on a view would make it copy the base in backward).
     if hasattr(block, "spatial"):
-        return _spectral_relu(_spatial_relu(x, *weights[block.spatial]), *weights[block.spectral])
-    return F.relu_(F.conv3d(x, *weights[block.conv], padding=1))
+        middle = _spatial_relu(x, *weights[block.spatial], out=_spare(ws, x, *keep))
+        # The spectral output may overwrite ``x`` unless the caller keeps it: only ``middle`` is read.
+        return _spectral_relu(middle, *weights[block.spectral], out=_spare(ws, middle, *keep))
+    return _conv_relu(x, *weights[block.conv], (1, 1, 1), out=_spare(ws, x, *keep))
 
 
 def _as_matrix(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 4, 1).reshape(-1, x.shape[1])  # (B, C, L, h, w) -> (B·L·h·w, C), a view in CL3D
 
 
-def _ssrm(module, x: torch.Tensor, weights: dict, inplace: bool) -> torch.Tensor:
+def _ssrm(module, x: torch.Tensor, weights: dict, ws: "Workspace | None", inplace: bool) -> torch.Tensor:
     # Local feature fusion ReLU(Conv1×1×1(concat(γ1·x1, γ2·x2, γ3·x3))) is accumulated as
     # Σ_k x_k · (γ_k W_k)ᵀ, one matmul per unit output, so the 3C concat is never formed.
     acc = None
     y = x
     for k, unit in enumerate(module.units):
-        z = _block(unit.second, _block(unit.first, y, weights), weights)
+        keep = (x, y) if acc is None else (x, y, acc)
+        z = _block(unit.second, _block(unit.first, y, weights, ws, keep), weights, ws, keep)
         y = z.add_(y) if inplace else z + y
         if module.lff:
             mats, bias = weights[module.fusion]
             if acc is None:
-                acc = torch.addmm(bias, _as_matrix(y), mats[k])  # (N, C)
+                out = _spare(ws, x, y)
+                acc = torch.addmm(bias, _as_matrix(y), mats[k], **({} if out is None else {"out": _as_matrix(out)}))
             else:  # in-place ops are not autocast: match the accumulator's dtype by hand
-                acc = acc.addmm_(_as_matrix(y), mats[k].to(acc.dtype))
+                acc = acc.addmm_(_as_matrix(y), mats[k].to(acc.dtype))  # (N, C)
     if module.lff:
         B, C, L, h, w = x.shape
         fused = F.relu_(acc).reshape(B, L, h, w, -1).permute(0, 4, 1, 2, 3)  # (N, C) -> (B, C, L, h, w), CL3D
     else:
         fused = y
     fused = fused.add_(x) if inplace else fused + x
-    return _block(module.close, fused, weights)
+    return _block(module.close, fused, weights, ws)
 
 
 # --------------------------------------------------------------------------- upsampling + reconstruction
@@ -252,9 +347,10 @@ def _phase_kernel(kernel: torch.Tensor, strides: tuple, paddings: tuple) -> tupl
     """Rewrite a one-output-channel transposed convolution as ``s0·s1·s2`` ordinary ones (one per phase).
 
     Returns:
-        The ordinary kernel ``(s0·s1·s2, C, A0, A1, A2)`` (channels-last 3D, like the activations: a
-        weight in another layout makes the convolution copy its large input) and the per-dimension
-        ``(left, right)`` padding.
+        The ordinary kernel with its band taps folded into the output channels, ``(P·A0, C, A1, A2)``
+        for ``P = s0·s1·s2`` phases (channels-last 2D, like the activations: a weight in another
+        layout makes the convolution copy its large input; see :func:`_phase_conv`), and the
+        per-dimension ``(left, right)`` padding.
     """
     gathers, pads = [], []
     for d in range(3):
@@ -266,22 +362,39 @@ def _phase_kernel(kernel: torch.Tensor, strides: tuple, paddings: tuple) -> tupl
                     onehot[r, a, m] = 1.0
         gathers.append(onehot)
         pads.append((left, right))
-    # (C, M0, M1, M2) -> (s0, s1, s2, C, A0, A1, A2): a one-hot gather, exact.
-    phase = torch.einsum("cxyz,pax,qby,rez->pqrcabe", kernel[:, 0], *gathers)
-    phase = phase.reshape(-1, *phase.shape[3:]).contiguous(memory_format=CL3D)
-    return phase, tuple(pads)
+    # (C, M0, M1, M2) -> (s0, s1, s2, A0, A1, A2, C): a one-hot gather, exact.
+    phase = torch.einsum("cxyz,pax,qby,rez->pqrabec", kernel[:, 0], *gathers)
+    folded = phase.reshape(-1, *phase.shape[4:])  # (P·A0, A1, A2, C), physically channels-last
+    return folded.permute(0, 3, 1, 2), tuple(pads)
 
 
 def _phase_conv(y: torch.Tensor, phase: torch.Tensor, strides: tuple, pads: tuple) -> torch.Tensor:
-    """Apply a phase kernel and shuffle the phases into place: ``(B, C, n0, n1, n2) -> (B, s0·n0, s1·n1, s2·n2)``."""
-    if all(left == right for left, right in pads):
-        z = F.conv3d(y, phase, padding=tuple(left for left, _ in pads))
-    else:
-        z = F.conv3d(F.pad(y, [p for pair in reversed(pads) for p in pair]), phase)
-    B, _, n0, n1, n2 = z.shape
+    """Apply a phase kernel and shuffle the phases into place: ``(B, C, n0, n1, n2) -> (B, s0·n0, s1·n1, s2·n2)``.
+
+    The band taps run as extra output channels of a 2D convolution over the band images, then are
+    summed band-shifted: oneDNN vectorises over output channels, and a 3D convolution with only
+    ``s0·s1·s2`` (4 at ×2) of them ran at a quarter of its speed (236 ms against 100 ms + 5 adds on a
+    31×128×128 LR cube).
+    """
+    B, C, n0, n1, n2 = y.shape
+    (lo0, hi0), (lo1, hi1), (lo2, hi2) = pads
     s0, s1, s2 = strides
-    z = z.reshape(B, s0, s1, s2, n0, n1, n2).permute(0, 4, 1, 5, 2, 6, 3)  # (B, n0, s0, n1, s1, n2, s2)
-    return z.reshape(B, n0 * s0, n1 * s1, n2 * s2)
+    taps = phase.shape[0] // (s0 * s1 * s2)
+    images = y.permute(0, 2, 1, 3, 4).reshape(B * n0, C, n1, n2)  # (B·n0, C, n1, n2), a view in CL3D
+    if lo1 == hi1 and lo2 == hi2:
+        t = F.conv2d(images, phase, padding=(lo1, lo2))
+    else:
+        t = F.conv2d(F.pad(images, (lo2, hi2, lo1, hi1)), phase)
+    m0, m1, m2 = n0 + lo0 + hi0 - taps + 1, t.shape[2], t.shape[3]
+    t = t.reshape(B, n0, -1, taps, m1, m2)  # (B, n0, P, A0, m1, m2)
+    # Output band o takes tap a from input band o + a - lo0 (zero outside the cube).
+    z = t.new_zeros(B, m0, t.shape[2], m1, m2)
+    for a in range(taps):
+        first, last = max(0, lo0 - a), min(m0, n0 + lo0 - a)
+        if first < last:
+            z[:, first:last] += t[:, first + a - lo0:last + a - lo0, :, a]
+    z = z.reshape(B, m0, s0, s1, s2, m1, m2).permute(0, 1, 2, 5, 3, 6, 4)  # (B, m0, s0, m1, s1, m2, s2)
+    return z.reshape(B, m0 * s0, m1 * s1, m2 * s2)
 
 
 class _Reconstruction:
@@ -360,10 +473,11 @@ def forward(model: "SSRNet", x: torch.Tensor) -> torch.Tensor:
     # Without autograd the residual adds can write into tensors nobody needs any more.
     inplace = not torch.is_grad_enabled()
     f0 = _head(x, *weights[model.head])  # (B, C, L, h, w)
+    ws = _workspace_for(f0) if model.fused_convolutions else None
     y = f0
     for module in model.body:
-        y = _ssrm(module, y, weights, inplace)
-        if model.grl:
+        y = _ssrm(module, y, weights, ws, inplace)
+        if model.grl:  # f0 is not a workspace buffer: no layer ever overwrites it
             y = y.add_(f0) if inplace else y + f0
     return weights[model.upsample](y)  # (B, L, s·h, s·w)
 

@@ -124,6 +124,11 @@ class SSRNet(nn.Module):
 
     Mixed precision: run the forward under ``torch.autocast`` (the harness's ``amp`` option); the
     fast path prepares its weights in float32 and lets autocast cast them.
+
+    Attributes:
+        fused_convolutions: on CPU without autograd, let the fast path write activations into reused
+            buffers with oneDNN's in-place convolution (default ``True``; it falls back to the public
+            convolutions by itself where that operator is missing). ``False`` is for comparisons.
     """
 
     def __init__(self, *, bands: int, scale: int, block: str = "separable", lff: bool = True, grl: bool = True,
@@ -132,6 +137,7 @@ class SSRNet(nn.Module):
         self.bands, self.scale, self.block = bands, scale, block
         self.lff, self.grl, self.n_modules, self.n_feats = lff, grl, n_modules, n_feats
         self.fast = fast
+        self.fused_convolutions = True  # see ``_ssrnet_fast.Workspace``
         self.head = wn_conv3d(1, n_feats, 3, padding=1)
         self.body = nn.ModuleList(SSRM(block, n_feats, lff) for _ in range(n_modules))
         self.upsample = wn_conv_transpose3d(n_feats, n_feats, (3, scale + 2, scale + 2), stride=(1, scale, scale),
