@@ -39,3 +39,20 @@ def test_a_measuring_process_reports_its_own_peak_not_its_parents():
     child_peak = int(result.stdout.strip().splitlines()[-1])
     assert held.sum() == held.size
     assert 0 < child_peak < 0.9 * 1024**3  # torch imported: a few hundred MB, not the parent's 1 GiB
+
+
+def test_the_machine_line_records_allocator_and_thread_settings(monkeypatch):
+    from hsisr_bench.benchmarks import machine_description
+
+    import os
+
+    from hsisr_bench.benchmarks import RELEVANT_ENVIRONMENT
+
+    for name in [*RELEVANT_ENVIRONMENT, *(n for n in os.environ if n.startswith("MALLOC_"))]:
+        monkeypatch.delenv(name, raising=False)
+    assert "environment" not in machine_description()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "4294967296")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
+    line = machine_description()
+    assert line.endswith(", environment: MALLOC_MMAP_THRESHOLD_=4294967296 OMP_NUM_THREADS=2")

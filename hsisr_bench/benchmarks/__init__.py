@@ -32,8 +32,15 @@ class BenchOptions:
     quick: bool = False  # smaller inputs and fewer repeats, for a smoke test of the suite itself
 
 
+#: Environment variables that change what the benchmarks measure: the C allocator (glibc's
+#: ``MALLOC_*`` tunables, a preloaded jemalloc/tcmalloc, PyTorch's huge-page switch) and threading.
+#: The plain SSRNet path, for one, runs twice as fast at HR 256 when glibc keeps freed memory mapped.
+RELEVANT_ENVIRONMENT = ("LD_PRELOAD", "THP_MEM_ALLOC_ENABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def machine_description(device: str = "cpu") -> str:
-    """One line naming the machine: CPU, core count, torch version, and the GPU when used."""
+    """One line naming the machine: CPU, core count, torch version, the GPU when used, and any set
+    environment variable of :data:`RELEVANT_ENVIRONMENT` or ``MALLOC_*``."""
     import os
 
     cpu = platform.processor() or platform.machine()
@@ -41,6 +48,10 @@ def machine_description(device: str = "cpu") -> str:
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
     if device.startswith("cuda") and torch.cuda.is_available():
         line += f", GPU {torch.cuda.get_device_name(0)}"
+    settings = sorted(f"{name}={value}" for name, value in os.environ.items()
+                      if name in RELEVANT_ENVIRONMENT or name.startswith("MALLOC_"))
+    if settings:
+        line += ", environment: " + " ".join(settings)
     return line
 
 

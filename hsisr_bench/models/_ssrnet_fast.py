@@ -36,10 +36,11 @@ re-measures the whole-network ratio):
   Winograd F(2×2, 3×3) in PyTorch ops: its 16 skinny 64×64 matmuls run at ~110 GFLOP/s where the
   direct 3×3 convolution reaches ~220 GFLOP/s (2 threads), so 2.25× fewer FLOPs do not pay for
   the transforms.
-- Whole network: plain 7.7 s, fast 3.1 s (2.5×) on this loaded machine; one training step
-  (forward + backward, batch 4 of 32×32) 1.7× faster than the plain path, so training uses this path
-  too. Much of the plain path's time is page faults from its larger fresh allocations (with glibc's
-  mmap threshold raised, plain 5.1 s and fast 2.8 s); the ratio is machine- and allocator-dependent.
+- Whole network (``hsibench bench --suite models``, 2 threads, see ``docs/benchmarks.md``): on a
+  full 31×512×512 cube plain ×2 98.0 s, fast 27.9 s (3.51×; 2.82× without the reused buffers),
+  ×4 4.40×; at HR 256 ×2 3.2–3.6×. Peak memory ×2 untiled: plain 6.9 GB, fast 3.2 GB. Training
+  uses this path too (the harness's training step is 1.2–2× faster than a plain loop's), but
+  with autograd on, the public convolutions.
 - On CUDA the same code runs on cuDNN; mixed precision comes from an outer ``torch.autocast`` (the
   harness's ``amp`` option): weights are prepared in float32 and cast by autocast.
 """
