@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import numpy as np
 from click.testing import CliRunner
 
+from hsisr_bench.benchmarks import RELEVANT_ENVIRONMENT, machine_description
 from hsisr_bench.cli import main
 
 
@@ -28,11 +34,6 @@ def test_unknown_suite_is_a_usage_error():
 
 def test_a_measuring_process_reports_its_own_peak_not_its_parents():
     """ru_maxrss of a child spawned by a large parent is the parent's peak; the benchmark must not use it."""
-    import subprocess
-    import sys
-
-    import numpy as np
-
     held = np.ones(1024**3 // 8)  # 1 GiB, touched: this process's RSS is now above 1 GiB
     code = "from hsisr_bench.benchmarks.models import _peak_rss; print(_peak_rss())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -42,12 +43,6 @@ def test_a_measuring_process_reports_its_own_peak_not_its_parents():
 
 
 def test_the_machine_line_records_allocator_and_thread_settings(monkeypatch):
-    from hsisr_bench.benchmarks import machine_description
-
-    import os
-
-    from hsisr_bench.benchmarks import RELEVANT_ENVIRONMENT
-
     for name in [*RELEVANT_ENVIRONMENT, *(n for n in os.environ if n.startswith("MALLOC_"))]:
         monkeypatch.delenv(name, raising=False)
     assert "environment" not in machine_description()

@@ -34,13 +34,16 @@ class BenchOptions:
 
 #: Environment variables that change what the benchmarks measure: the C allocator (glibc's
 #: ``MALLOC_*`` tunables, a preloaded jemalloc/tcmalloc, PyTorch's huge-page switch) and threading.
-#: The plain SSRNet path, for one, runs twice as fast at HR 256 when glibc keeps freed memory mapped.
+#: The plain SSRNet path, for one, ran 2.4× faster at HR 256 with glibc keeping freed memory mapped.
 RELEVANT_ENVIRONMENT = ("LD_PRELOAD", "THP_MEM_ALLOC_ENABLE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def machine_description(device: str = "cpu") -> str:
-    """One line naming the machine: CPU, core count, torch version, the GPU when used, and any set
-    environment variable of :data:`RELEVANT_ENVIRONMENT` or ``MALLOC_*``."""
+    """One line naming the machine: CPU, cores, torch version, GPU, and allocator/thread settings.
+
+    The settings are the environment variables of :data:`RELEVANT_ENVIRONMENT` and ``MALLOC_*`` that
+    are set; the GPU is named only when ``device`` is CUDA.
+    """
     import os
 
     cpu = platform.processor() or platform.machine()

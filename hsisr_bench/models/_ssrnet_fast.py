@@ -228,12 +228,17 @@ def _head(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Te
     return out.reshape(B, L, h, w, -1).permute(0, 4, 1, 2, 3)  # (N, C) -> (B, C, L, h, w), CL3D
 
 
+def _band_images(t: torch.Tensor) -> torch.Tensor:
+    """``(B, C, L, h, w) -> (B·L, C, h, w)``: the band images, a channels-last view of a CL3D tensor."""
+    B, C, L, h, w = t.shape
+    return t.permute(0, 2, 1, 3, 4).reshape(B * L, C, h, w)
+
+
 def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                   out: "torch.Tensor | None" = None) -> torch.Tensor:
     """ReLU(Conv3d (1,3,3) pad (0,1,1)) as a 2D 3×3 convolution over the ``B·L`` band images."""
     B, C, L, h, w = x.shape
-    as_images = lambda t: t.permute(0, 2, 1, 3, 4).reshape(B * L, -1, h, w)  # noqa: E731  a view in CL3D
-    y = _conv_relu(as_images(x), weight, bias, (1, 1), None if out is None else as_images(out))
+    y = _conv_relu(_band_images(x), weight, bias, (1, 1), None if out is None else _band_images(out))
     return y.reshape(B, L, -1, h, w).permute(0, 2, 1, 3, 4)  # (B·L, C', h, w) -> (B, C', L, h, w), CL3D
 
 
@@ -241,8 +246,8 @@ def _spectral_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                    out: "torch.Tensor | None" = None) -> torch.Tensor:
     """ReLU(Conv3d (3,1,1) pad (1,0,0)) as a 2D (3,1) convolution over ``(L, h·w)``."""
     B, C, L, h, w = x.shape
-    as_rows = lambda t: t.reshape(B, -1, L, h * w)  # noqa: E731  a view in CL3D
-    y = _conv_relu(as_rows(x), weight, bias, (1, 0), None if out is None else as_rows(out))
+    rows = (B, -1, L, h * w)  # (B, C, L, h, w) -> (B, C, L, h·w), a view in CL3D
+    y = _conv_relu(x.reshape(rows), weight, bias, (1, 0), None if out is None else out.reshape(rows))
     return y.reshape(B, -1, L, h, w)  # (B, C', L, h·w) -> (B, C', L, h, w)
 
 
@@ -381,7 +386,7 @@ def _phase_conv(y: torch.Tensor, phase: torch.Tensor, strides: tuple, pads: tupl
     (lo0, hi0), (lo1, hi1), (lo2, hi2) = pads
     s0, s1, s2 = strides
     taps = phase.shape[0] // (s0 * s1 * s2)
-    images = y.permute(0, 2, 1, 3, 4).reshape(B * n0, C, n1, n2)  # (B·n0, C, n1, n2), a view in CL3D
+    images = _band_images(y)  # (B·n0, C, n1, n2)
     if lo1 == hi1 and lo2 == hi2:
         t = F.conv2d(images, phase, padding=(lo1, lo2))
     else:
