@@ -4,10 +4,10 @@ Each module builds its network and registers it with :func:`hsisr_bench.registry
 the registry imports them lazily (``hsisr_bench.registry.BUILTIN_METHOD_MODULES``), so importing this
 package does not register anything by itself.
 
-- :mod:`baselines.bicubic`: MATLAB-style bicubic upsampling, no parameters.
-- :mod:`baselines.gdrrn`: GDRRN (Li et al., BigMM 2018), on the upsampled cube.
-- :mod:`baselines.fcnn3d`: 3D-FCNN (Mei et al., Remote Sensing 2017), valid 3D convolutions.
-- :mod:`baselines.edsr`: EDSR (Lim et al., CVPRW 2017) with L input and output channels.
+- :mod:`hsisr_bench.baselines.bicubic`: MATLAB-style bicubic upsampling, no parameters.
+- :mod:`hsisr_bench.baselines.gdrrn`: GDRRN (Li et al., BigMM 2018), on the upsampled cube.
+- :mod:`hsisr_bench.baselines.fcnn3d`: 3D-FCNN (Mei et al., Remote Sensing 2017), valid 3D convolutions.
+- :mod:`hsisr_bench.baselines.edsr`: EDSR (Lim et al., CVPRW 2017) with L input and output channels.
 
 Every model carries two attributes the harness reads from the model rather than the registry:
 

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from baselines import check_choice, check_positive_int
+from hsisr_bench.baselines import check_choice, check_positive_int
 from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import OutputCrop, register_method
 

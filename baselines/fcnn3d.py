@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines import check_choice
+from hsisr_bench.baselines import check_choice
 from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import OutputCrop, register_method
 

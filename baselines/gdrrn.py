@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
-from baselines import check_positive_int
+from hsisr_bench.baselines import check_positive_int
 from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import OutputCrop, register_method
 

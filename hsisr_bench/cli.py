@@ -8,16 +8,23 @@ import click
 
 from hsisr_bench import __version__
 from hsisr_bench.errors import HsiBenchError
+from hsisr_bench.plugins import plugin_option
 
 
 class HsiBenchGroup(click.Group):
-    """A click group that turns :class:`HsiBenchError` into ``Error: ...`` and exit code 2, no traceback."""
+    """A click group that turns :class:`HsiBenchError` and OS errors (a full disk, a folder without write
+    permission) into ``Error: ...`` and exit code 2, no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except HsiBenchError as error:
             click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            click.echo(f"Error: {error.strerror or error}{where}. Check that the folder exists, is writable and "
+                       f"has free space, or choose another --out folder.", err=True)
             ctx.exit(2)
 
 
@@ -28,6 +35,7 @@ def main() -> None:
 
 
 @main.command("list")
+@plugin_option
 def list_command() -> None:
     """List the known methods (with variants and parameter counts), datasets, protocols and experiments."""
     from hsisr_bench.commands.listing import print_listing
@@ -36,15 +44,24 @@ def list_command() -> None:
 
 
 def _register_commands() -> None:
-    from hsisr_bench.commands import bench, data, report, run
+    from hsisr_bench.commands import bench, data, doctor, report, run
 
     main.add_command(data.data)
     main.add_command(run.run)
     main.add_command(run.train)
     main.add_command(run.evaluate)
     main.add_command(bench.bench)
+    main.add_command(doctor.doctor)
     main.add_command(report.report)
     main.add_command(report.figures)
+    from hsisr_bench.commands import external
+
+    main.add_command(external.export_testset)
+    main.add_command(external.score)
+    main.add_command(external.export_weights)
+    from hsisr_bench.commands import check_method
+
+    main.add_command(check_method.check_method)
 
 
 _register_commands()

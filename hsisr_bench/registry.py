@@ -7,15 +7,20 @@ Usage::
 
 A method registers itself in its own module with :func:`register_method`; the modules are imported
 once, lazily, by :func:`_load_builtin_methods`, so adding a method touches its file, its config and
-one import line there.
+one import line there. Methods from outside the package (a user's file or module, the
+``HSIBENCH_PLUGINS`` variable, the ``hsisr_bench.methods`` entry-point group) are loaded by
+:mod:`hsisr_bench.plugins` with the same decorator; ``MethodInfo.source`` records where each came from.
+The method contract (what a registration and a built model must satisfy) is
+:mod:`hsisr_bench.contract`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import torch.nn as nn
 
@@ -23,10 +28,10 @@ from hsisr_bench.errors import MethodError, did_you_mean
 
 #: Modules that register the built-in methods (imported on first use of the registry).
 BUILTIN_METHOD_MODULES = (
-    "baselines.bicubic",
-    "baselines.gdrrn",
-    "baselines.fcnn3d",
-    "baselines.edsr",
+    "hsisr_bench.baselines.bicubic",
+    "hsisr_bench.baselines.gdrrn",
+    "hsisr_bench.baselines.fcnn3d",
+    "hsisr_bench.baselines.edsr",
     "hsisr_bench.models.ssrnet",
 )
 
@@ -64,7 +69,11 @@ class MethodInfo:
         param_counts: expected trainable parameter counts for 31 bands, keyed by ``(scale, variant)``
             where variant is a short string (``"default"``, ``"block=standard"``...).
         variants: named option sets the paper studies, e.g. ``{"nolff": {"lff": False}}``.
+        variant_descriptions: optional one-line text per variant (``hsibench list``); a variant
+            without one is described by its options (:func:`describe_variant`).
         options: the factory's keyword options and their defaults (filled from its signature).
+        source: where the registration came from: ``"built-in"``, ``"plugin <path or module>"``,
+            ``"entry point <name> (<distribution>)"`` or ``"module <name>"`` (filled by the registry).
     """
 
     name: str
@@ -78,11 +87,37 @@ class MethodInfo:
     paper: str = ""
     param_counts: Mapping[tuple[int, str], int] = field(default_factory=dict)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variant_descriptions: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "built-in"
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
 _BUILTINS_LOADED = False
+#: "pending", "loading" or "done": the plugins named by the environment and the entry points.
+_AUTO_PLUGINS = "pending"
+#: Innermost last: the source of the registrations in progress (see :func:`registering_from`).
+_SOURCES: list[str] = []
+#: MethodInfo fields a registration may give (the rest are filled by the registry).
+_METADATA_FIELDS = ("input", "output_crop", "trainable", "loss", "optimizer", "paper", "param_counts",
+                    "variants", "variant_descriptions")
+
+
+@contextlib.contextmanager
+def registering_from(source: str) -> Iterator[None]:
+    """Record ``source`` (e.g. ``"plugin /home/me/mine.py"``) as the origin of methods registered inside."""
+    _SOURCES.append(source)
+    try:
+        yield
+    finally:
+        _SOURCES.pop()
+
+
+def _source_of(factory: Callable[..., nn.Module]) -> str:
+    module = getattr(factory, "__module__", "?")
+    if module in BUILTIN_METHOD_MODULES:
+        return "built-in"
+    return _SOURCES[-1] if _SOURCES else f"module {module}"
 
 
 def register_method(
@@ -90,34 +125,90 @@ def register_method(
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``factory`` under ``name`` with the given :class:`MethodInfo` fields.
 
+    The same decorator serves built-in methods and plugins (see :mod:`hsisr_bench.plugins`). The
+    registration is checked against the method contract
+    (:func:`hsisr_bench.contract.validate_registration`) before anything is recorded.
+
+    Args:
+        name: the registry name (``--methods NAME``); letters, digits, ``_`` and ``-``.
+        title: the name shown in tables.
+        **metadata: the other :class:`MethodInfo` fields (``input``, ``output_crop``, ``trainable``,
+            ``loss``, ``optimizer``, ``paper``, ``param_counts``, ``variants``, ``variant_descriptions``).
+
     Raises:
-        MethodError: if ``name`` is already registered, or ``input`` is not ``lr``/``upsampled``.
+        MethodError: ``name`` is already registered (a built-in name included), an unknown field, or
+            a registration that breaks the contract (e.g. ``input`` not ``lr``/``upsampled``).
     """
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        source = _source_of(factory)
+        if source != "built-in":
+            # A plugin imported before the registry's first use must still clash with the built-ins
+            # here, where the error names the plugin, not later when a built-in module is imported.
+            _load_builtin_methods_only()
         if name in _REGISTRY:
-            raise MethodError(f"Method '{name}' is registered twice ({_REGISTRY[name].factory.__module__} "
-                              f"and {factory.__module__}); pick another name.")
-        if metadata.get("input", "lr") not in ("lr", "upsampled"):
-            raise MethodError(f"Method '{name}': input must be 'lr' or 'upsampled', got {metadata['input']!r}.")
+            first = _REGISTRY[name]
+            raise MethodError(f"Method '{name}' is registered twice: first by {first.source} "
+                              f"({first.factory.__module__}.{first.factory.__qualname__}), again by {source} "
+                              f"({factory.__module__}.{getattr(factory, '__qualname__', factory)}); pick another "
+                              f"name (registered: {', '.join(sorted(_REGISTRY))}).")
+        unknown = [key for key in metadata if key not in _METADATA_FIELDS]
+        if unknown:
+            raise MethodError(f"Method '{name}' ({source}): unknown registration field(s) {', '.join(unknown)}. "
+                              f"{did_you_mean(unknown[0], _METADATA_FIELDS)}")
+        from hsisr_bench.contract import validate_registration  # lazy: contract imports this module
+
+        problems = validate_registration(name, factory, title=title, **metadata)
+        if problems:
+            raise MethodError(f"Method '{name}' ({source}) breaks the method contract: " + "; ".join(problems)
+                              + ". See docs/adding-a-method.md.")
         signature = inspect.signature(factory)
         options = {
             p.name: p.default
             for p in signature.parameters.values()
             if p.kind == p.KEYWORD_ONLY and p.name not in ("bands", "scale")
         }
-        _REGISTRY[name] = MethodInfo(name=name, factory=factory, title=title, options=options, **metadata)
+        _REGISTRY[name] = MethodInfo(name=name, factory=factory, title=title, options=options, source=source,
+                                     **metadata)
         return factory
 
     return decorator
 
 
-def _load_builtin_methods() -> None:
+def unregister_method(name: str) -> None:
+    """Remove ``name`` from the registry (a plugin that failed half-way is rolled back with it; tests)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtin_methods_only() -> None:
+    """Import the built-in method modules once (not the plugins)."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        for module in BUILTIN_METHOD_MODULES:
-            importlib.import_module(module)
+        with registering_from("built-in"):
+            for module in BUILTIN_METHOD_MODULES:
+                importlib.import_module(module)
+
+
+def _load_builtin_methods() -> None:
+    """Import the built-in method modules once, then the plugins of the environment and entry points.
+
+    Raises:
+        MethodError: a plugin named by ``HSIBENCH_PLUGINS`` or an entry point fails to load; it is
+            tried again on the next use of the registry (a working plugin is loaded once).
+    """
+    global _AUTO_PLUGINS
+    _load_builtin_methods_only()
+    if _AUTO_PLUGINS == "pending":
+        _AUTO_PLUGINS = "loading"  # a plugin's own registrations come back here: do not recurse
+        from hsisr_bench.plugins import load_environment_plugins
+
+        try:
+            load_environment_plugins()
+            _AUTO_PLUGINS = "done"
+        finally:
+            if _AUTO_PLUGINS == "loading":
+                _AUTO_PLUGINS = "pending"
 
 
 def list_methods() -> list[str]:
@@ -137,6 +228,30 @@ def get_method_info(name: str) -> MethodInfo:
         return _REGISTRY[name]
     except KeyError:
         raise MethodError(f"Unknown method '{name}'. {did_you_mean(name, _REGISTRY)}") from None
+
+
+def describe_variant(name: str, variant: str) -> str:
+    """A one-line description of a method's variant: its registered text, else its options.
+
+    Derived descriptions list each option with the default it replaces, e.g.
+    ``lff=False (default True), grl=False (default True)``.
+
+    Raises:
+        MethodError: unknown method or variant.
+    """
+    info = get_method_info(name)
+    if variant not in info.variants:
+        raise MethodError(f"Unknown variant '{variant}' of method '{name}'. "
+                          f"{did_you_mean(variant, list(info.variants) or ['(none)'])}")
+    text = info.variant_descriptions.get(variant)
+    if text:
+        return text
+    parts = []
+    for key, value in info.variants[variant].items():
+        default = info.options.get(key, inspect.Parameter.empty)
+        suffix = "" if default is inspect.Parameter.empty else f" (default {default!r})"
+        parts.append(f"{key}={value!r}{suffix}")
+    return ", ".join(parts) or "the default options"
 
 
 def resolve_options(name: str, options: Optional[Mapping[str, Any]] = None, variant: Optional[str] = None) -> dict:

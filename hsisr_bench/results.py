@@ -20,7 +20,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
@@ -30,6 +29,7 @@ import numpy as np
 from hsisr_bench import __version__
 from hsisr_bench import atomic
 from hsisr_bench.errors import ResultsError
+from hsisr_bench.locks import LOCK_FILE, RunLock  # noqa: F401 - part of the results API
 
 PathLike = Union[str, Path]
 
@@ -41,11 +41,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 PREDICTIONS_DIR = "predictions"
 TARGETS_DIR = "targets"
 WAVELENGTHS_FILE = "wavelengths.json"
-LOCK_FILE = ".lock"
 #: Columns of ``per_image.csv``.
 PER_IMAGE_COLUMNS = ("scene", "psnr", "ssim", "sam", "ergas", "rmse", "cc", "mpsnr")
 #: Keys of the resolved config that do not change what a run computes, so they stay out of its run id.
-NON_IDENTITY_KEYS = ("run_id", "version", "device", "experiment", "data_root", "label", "title")
+NON_IDENTITY_KEYS = ("run_id", "version", "device", "experiment", "data_root", "label", "title", "runtime")
 
 
 # -------------------------------------------------------------------------------- atomic writes
@@ -220,74 +219,6 @@ def remove_stale_temporaries(directory: PathLike) -> None:
     if directory.is_dir():
         for path in directory.rglob(".*.tmp"):
             path.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------------------------------- lock
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-class RunLock:
-    """A lock file (``.lock`` holding ``pid host``) so that two processes never write the same run.
-
-    A lock left by a dead process of this host is taken over, with a message through ``notify``.
-
-    Raises (on ``acquire``):
-        ResultsError: a live process holds the lock.
-    """
-
-    def __init__(self, directory: PathLike, notify: Callable[[str], None] = print) -> None:
-        self.path = Path(directory) / LOCK_FILE
-        self.notify = notify
-        self.held = False
-
-    def acquire(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._handle_existing()
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(f"{os.getpid()} {socket.gethostname()}\n")
-            self.held = True
-            return self
-        raise ResultsError(f"Could not take the lock {self.path}; another process keeps taking it. Retry later.")
-
-    def _handle_existing(self) -> None:
-        try:
-            pid_text, _, host = self.path.read_text().strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            pid, host = -1, ""
-        if pid == os.getpid():
-            raise ResultsError(f"{self.path.parent} is already being written by this process.")
-        if pid > 0 and (host not in ("", socket.gethostname()) or _pid_alive(pid)):
-            raise ResultsError(
-                f"{self.path.parent} is being written by process {pid} on {host or 'this host'} (lock file "
-                f"{self.path}). Wait for it to finish; if that process is gone, delete the lock file.")
-        self.notify(f"Taking over the stale lock {self.path} (process {pid if pid > 0 else '?'} is gone).")
-        self.path.unlink(missing_ok=True)  # then retry the exclusive create
-
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 # ----------------------------------------------------------------------------------- run files

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from baselines.edsr import ResBlock
-from baselines.fcnn3d import FCNN3D
+from hsisr_bench.baselines.edsr import ResBlock
+from hsisr_bench.baselines.fcnn3d import FCNN3D
 from hsisr_bench.data.imresize import imresize
 from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import OutputCrop, count_parameters, create_method, get_method_info, resolve_options

@@ -25,6 +25,10 @@ def test_quick_suites_print_their_tables_and_append_only_when_asked(tmp_path):
     assert appended.exit_code == 0, appended.output
     text = output.read_text()
     assert text.count("## Run of") == 1 and "| x2 |" in text  # the training-throughput rows landed
+    # Issue 10.5: aten ops and step times per path, with the ratio against the target.
+    assert "ops harness / plain" in text and "plain step (s)" in text
+    for scale in (2, 4):
+        assert f"- x{scale}: ops " in text and "<= 1.5x" in text
 
 
 def test_unknown_suite_is_a_usage_error():

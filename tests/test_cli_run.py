@@ -167,3 +167,69 @@ def test_metric_conventions_reach_metrics_json(tmp_path):
     assert degrees.exit_code == 0, degrees.output
     sam_deg = json.loads((tmp_path / "deg/synthetic/x2/bicubic/seed0/metrics.json").read_text())["mean"]["sam"]
     assert metrics["mean"]["sam"] == pytest.approx(sam_deg * 3.141592653589793 / 180, rel=1e-6)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "CAVE").is_dir(), reason="real CAVE scenes are not in ../shared/data")
+def test_a_restricted_canonical_split_is_announced_recorded_and_captioned(tmp_path):
+    out = tmp_path / "results"
+    result = invoke("run", "--methods", "bicubic", "--dataset", "CAVE", "--scale", "4", "--data-root", SHARED_DATA,
+                    "--out", out, "--device", "cpu", "--no-progress", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    assert "WARNING: Split restricted (cave)" in result.output and "22 absent scene(s)" in result.output
+    metrics = json.loads((out / "cave/x4/bicubic/seed0/metrics.json").read_text())
+    assert metrics["split"]["restriction"]["missing"] and len(metrics["split"]["test"]) == 1
+    report = invoke("report", "--results", out)
+    assert report.exit_code == 0, report.output
+    assert "Split restricted to the scenes present" in (out / "reports" / "report.md").read_text()
+
+
+def test_broken_data_fails_before_the_first_cell(tmp_path):
+    data = tmp_path / "synth"
+    assert invoke("data", "synth", "--out", data, "--n-scenes", "4", "--size", "48").exit_code == 0
+    broken = sorted(data.rglob("*.npy"))[-1]
+    broken.write_bytes(broken.read_bytes()[:200])  # a truncated cube: only pre-flight can see it before cell 2
+    out = tmp_path / "results"
+    result = invoke("run", "--methods", "bicubic,edsr", "--dataset", "synthetic", "--data-root", data, "--scale", "2",
+                    "--out", out, *SMOKE[:5])
+    assert result.exit_code == 2 and broken.stem in result.output, result.output
+    assert not out.exists() or not list(out.rglob("metrics.json"))
+
+
+def test_an_impossible_scale_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "results"
+    result = invoke("run", "--methods", "bicubic", "--dataset", "synthetic", "--scale", "1000", "--out", out, *SMOKE)
+    assert result.exit_code == 2 and "too small" in result.output
+    assert not out.exists()
+
+
+def test_ctrl_c_with_force_prints_the_command_that_resumes(tmp_path, monkeypatch):
+    from hsisr_bench.engine import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_cell", interrupted)
+    monkeypatch.setattr("sys.argv", ["hsibench", "run", "--methods", "edsr", "--force", "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["run", "--methods", "edsr", "--dataset", "synthetic", "--scale", "2",
+                                       "--force", "--out", str(tmp_path), *SMOKE])
+    assert "To resume from the last checkpoint, run: hsibench run --methods edsr --out" in result.output
+    assert "--force" not in result.output.split("run: ", 1)[1]
+
+
+def test_evaluate_scores_released_weights_and_records_their_sha256(tmp_path):
+    out = tmp_path / "results"
+    cell = ["--dataset", "synthetic", "--scale", "2", *SMOKE]
+    assert invoke("run", "--methods", "edsr", "--out", out, *cell).exit_code == 0
+    exported = invoke("export-weights", out / "synthetic/x2/edsr/seed0", "--to", tmp_path / "edsr_x2.pt")
+    assert exported.exit_code == 0, exported.output
+    scored = invoke("evaluate", "--method", "edsr", "--weights", tmp_path / "edsr_x2.pt", "--out", tmp_path / "other",
+                    *cell)
+    assert scored.exit_code == 0, scored.output
+    original = json.loads((out / "synthetic/x2/edsr/seed0/metrics.json").read_text())
+    released = json.loads((tmp_path / "other/synthetic/x2/edsr/seed0/metrics.json").read_text())
+    assert released["per_image"] == original["per_image"]
+    assert len(released["weights"]["sha256"]) == 64 and released["run_id"] != original["run_id"]
+    wrong = invoke("evaluate", "--method", "edsr", "--weights", tmp_path / "edsr_x2.pt", "--out", tmp_path / "x3",
+                   "--dataset", "synthetic", "--scale", "3", *SMOKE)
+    assert wrong.exit_code == 2 and "trained at x2, not x3" in wrong.output
+    assert not (tmp_path / "x3").exists()

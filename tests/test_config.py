@@ -140,3 +140,44 @@ def test_metric_conventions_are_overridable_and_checked():
         config.apply_overrides(run, ["metrics.sam_zeros=exclude"])  # unknown key: did-you-mean
     with pytest.raises(ConfigError, match="metrics.sam_unit"):
         config.apply_overrides(run, ["metrics.sam_unit=grad"])  # invalid value
+
+
+def test_names_in_any_case_are_accepted_and_near_misses_suggested():
+    """``--dataset CAVE`` and ``--methods SSRNet`` (as the README and the paper write them) just work."""
+    runs = config.plan_runs(methods="SSRNet,Bicubic", datasets=["Synthetic"], scales=[2], profile="smoke")
+    assert [run.method.name for run in runs] == ["ssrnet", "bicubic"]
+    assert {run.dataset.name for run in runs} == {"synthetic"}
+    assert config.parse_methods("SSRNET+NOLFF") == [("ssrnet", "nolff")]
+    assert config.parse_methods("ALL") == config.parse_methods("all")
+    with pytest.raises(MethodError, match=r"Unknown method 'SSRNt'.*Did you mean 'ssrnet'"):
+        config.parse_methods("SSRNt")
+    with pytest.raises(ConfigError, match=r"Unknown dataset 'CAEV'.*Did you mean 'cave'"):
+        config.plan_runs(methods="bicubic", datasets=["CAEV"], scales=[2], profile="smoke")
+    assert config.plan_runs(methods="bicubic", datasets=["CAVE31"], scales=[2], profile="smoke")[0].dataset.name \
+        == "cave31"
+
+
+def test_dataset_key_and_restrict_split_overrides():
+    """The options the data-layer messages advise are accepted by --set, with their types checked."""
+    run = config.plan_runs(methods="bicubic", datasets=["harvard"], scales=[2], profile="smoke",
+                           overrides=["dataset.key=cube", "dataset.restrict_split=true"])[0]
+    assert run.dataset.key == "cube" and run.dataset.restrict_split is True
+    with pytest.raises(ConfigError, match=r"--set dataset.restrict_split: expected a value of type bool"):
+        config.plan_runs(methods="bicubic", datasets=["harvard"], scales=[2], profile="smoke",
+                         overrides=["dataset.restrict_split=yes"])
+    with pytest.raises(ConfigError, match=r"--set dataset.kye: unknown key. Did you mean 'dataset.key'"):
+        config.plan_runs(methods="bicubic", datasets=["harvard"], scales=[2], profile="smoke",
+                         overrides=["dataset.kye=cube"])
+
+
+def test_every_override_section_has_a_handler_and_per_method_keys_ignore_case():
+    from hsisr_bench.config.overrides import _HANDLERS
+
+    sections = {key.rpartition(".")[0] for key in config.valid_override_keys(config.default_method_config("ssrnet"))}
+    assert sections == set(_HANDLERS)
+    runs = config.plan_runs(methods="ssrnet,edsr", datasets=["synthetic"], scales=[2], profile="smoke",
+                            overrides=["method.SSRNet.options.n_feats=8"])
+    assert [run.method.options.get("n_feats") for run in runs] == [8, None]
+    with pytest.raises(ConfigError, match=r"--set protocol.a.b: unknown key"):
+        config.plan_runs(methods="ssrnet", datasets=["synthetic"], scales=[2], profile="smoke",
+                         overrides=["protocol.a.b=1"])

@@ -50,7 +50,7 @@ def write_mat_scenes(folder: Path, variable: str, bands: int, names) -> None:
 
 
 def test_specs():
-    assert set(DATASETS) == {"cave", "harvard", "foster", "synthetic", "generic"}
+    assert set(DATASETS) >= {"cave", "cave31", "harvard", "foster", "synthetic", "generic"}
     for name, spec in DATASETS.items():
         assert isinstance(spec, DatasetSpec) and spec.name == name and spec.layout and spec.title
         if spec.wavelengths is not None:
@@ -220,3 +220,31 @@ def test_synthetic_env_root_is_used_when_it_holds_a_dataset(tmp_path, monkeypatc
     assert open_dataset("synthetic").root == tmp_path / "Synthetic"
     monkeypatch.setenv("HSIBENCH_DATA", str(tmp_path / "elsewhere"))
     assert open_dataset("synthetic", n_scenes=1, size=16).root is None  # not there: generated
+
+
+# --------------------------------------------------------------------------------------------------
+# cave31: the paper's 31-scene CAVE set
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cave31_is_cave_without_watercolors(tmp_path):
+    from hsisr_bench.data.splits import canonical_split_path, load_split
+
+    for name in ("balloons_ms", "watercolors_ms"):
+        (tmp_path / "CAVE" / name / name).mkdir(parents=True)
+    assert open_dataset("cave", tmp_path).scene_names == ["balloons_ms", "watercolors_ms"]
+    cave31 = open_dataset("cave31", tmp_path)
+    assert cave31.name == "cave31" and cave31.scene_names == ["balloons_ms"]
+    assert cave31.root == tmp_path / "CAVE" and cave31.spec.reader == "cave"
+    # Its canonical split is cave.json without watercolors_ms, every other scene on the same side.
+    cave, paper = load_split(canonical_split_path("cave")), load_split(canonical_split_path("cave31"))
+    assert paper.dataset == "cave31" and len(paper.scenes) == 31 and "watercolors_ms" not in paper.scenes
+    assert paper.train == cave.train and paper.test == tuple(n for n in cave.test if n != "watercolors_ms")
+    assert "watercolors_ms" in paper.note
+
+
+@needs_cave
+def test_cave31_on_the_real_subset_loads_16_bit_scenes_only():
+    dataset = open_dataset("cave31", SHARED_DATA)
+    assert dataset.scene_names == [n for n in REAL_CAVE_SCENES if n != "watercolors_ms"]
+    assert dataset.load("face_ms").extras["disk_format"] == "uint16 gray PNG"

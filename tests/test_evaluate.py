@@ -10,7 +10,9 @@ import pytest
 
 from hsisr_bench import config, results
 from hsisr_bench.data.imresize import imresize
-from hsisr_bench.engine.evaluate import modcrop, open_cell_data, run_cell, eval_image
+from hsisr_bench.engine.evaluate import modcrop, open_cell_data, eval_image
+from hsisr_bench.engine.plan import Cell
+from hsisr_bench.engine.runner import run_cell as run_planned_cell
 from hsisr_bench.errors import ResultsError
 from hsisr_bench.metrics import psnr, ssim
 
@@ -22,6 +24,11 @@ TINY_EDSR = ("method.edsr.options.n_resblocks=1", "method.edsr.options.n_feats=8
 def _run(methods: str, *overrides: str, scale: int = 2):
     return config.plan_runs(methods=methods, datasets=["synthetic"], scales=[scale], profile="smoke", device="cpu",
                             overrides=[*TINY_SYNTHETIC, *TINY_EDSR, *overrides])
+
+
+def run_cell(run, out_dir, **options):
+    """One cell on CPU, as planning would hand it to the engine."""
+    return run_planned_cell(Cell(run, out_dir), **options)
 
 
 def test_region_is_top_left_modcropped_and_degraded_with_imresize():
@@ -114,13 +121,37 @@ def test_validation_scenes_come_from_the_training_scenes(tmp_path):
     assert saved["split"]["val"] == data.val
 
 
-def test_device_auto_falls_back_to_cpu_and_missing_cuda_is_an_error():
+def test_device_auto_falls_back_to_cpu_and_missing_cuda_is_an_error(monkeypatch):
     import torch
 
-    from hsisr_bench.engine.evaluate import resolve_device
+    from hsisr_bench.engine.distributed import resolve_device
     from hsisr_bench.errors import ConfigError
 
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA is not available"):
-            resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", env={}) == "cpu"
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda", env={})
+
+
+def test_metrics_record_the_numeric_environment_and_fp32_scoring(tmp_path):
+    run = _run("bicubic")[0]
+    metrics = run_cell(run, tmp_path, progress=False, notify=lambda m: None).metrics
+    runtime = metrics["runtime"]
+    assert runtime["device"] == "cpu" and runtime["eval_precision"] == "fp32" and runtime["torch"]
+    assert runtime["threads"] >= 1 and runtime["device_name"]
+
+
+def test_a_bf16_training_is_scored_in_fp32_unless_eval_amp_is_asked_for(tmp_path):
+    from hsisr_bench.engine.environment import cpu_supports_bf16
+
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no bf16 support (CPU bf16 autocast is refused there)")
+    trained = run_cell(_run("edsr", "amp=\"bf16\"")[0], tmp_path / "fp32", progress=False, notify=lambda m: None)
+    runtime = trained.metrics["runtime"]
+    assert runtime["train_precision"] == "bf16" and runtime["eval_precision"] == "fp32"
+    amp_scored = run_cell(_run("edsr", "amp=\"bf16\"", "eval_amp=true")[0], tmp_path / "amp", progress=False,
+                          notify=lambda m: None)
+    assert amp_scored.metrics["runtime"]["eval_precision"] == "bf16"
+    assert amp_scored.metrics["run_id"] != trained.metrics["run_id"]  # an AMP-scored run is another run
+    # the same weights (same seed, same bf16 training): only the scoring precision differs
+    assert amp_scored.metrics["mean"]["psnr"] != trained.metrics["mean"]["psnr"]

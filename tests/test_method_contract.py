@@ -1,12 +1,17 @@
 """The method contract, checked for every registered method (new methods are picked up automatically).
 
-For each method in ``list_methods()`` and each scale 2, 3, 4: output shape (with the model's output
+The checks are the ones ``hsibench check-method`` runs (:func:`hsisr_bench.contract.check_method`):
+for each method in ``list_methods()`` and each scale 2, 3, 4: output shape (with the model's output
 crop), finite values, a backward pass reaching every parameter, a two-step fit that lowers the
-loss on a fixed batch, determinism under a seed, tiled inference equal to untiled, and the exact
-parameter counts of ``MethodInfo.param_counts``. Then the registry's errors and ``hsibench list``.
+loss on a fixed batch, determinism under a seed, tiled inference equal to untiled on partial
+tiles, and the exact parameter counts of ``MethodInfo.param_counts``. This file also checks that
+the tiled check really tiles (several tiles, some reading only part of the input), then the
+registry's errors and ``hsibench list``.
 
-Inputs are tiny (12 bands, 8x7 LR pixels) so that the whole file runs in seconds on a CPU; the
-parameter counts use 31 bands and are built on the ``meta`` device (no memory, no init cost).
+Inputs are tiny (12 bands, 8x7 LR pixels; the tiled check sizes its inputs from the receptive
+field) and the wide built-ins are checked at a reduced width (same depth, hence the same receptive
+field), so that the file runs in seconds on a CPU; the parameter counts use the registered
+options at 31 bands on the ``meta`` device (no memory, no init cost).
 """
 
 from __future__ import annotations
@@ -14,44 +19,38 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hsisr_bench.data.imresize import imresize
+import hsisr_bench.engine.infer as infer
+from hsisr_bench.contract import CHECKS, check_method, failures, model_input
 from hsisr_bench.engine.infer import super_resolve
 from hsisr_bench.errors import MethodError
-from hsisr_bench.registry import (
-    OutputCrop,
-    count_parameters,
-    create_method,
-    get_method_info,
-    list_methods,
-    register_method,
-    resolve_options,
-)
+from hsisr_bench.registry import create_method, get_method_info, list_methods, register_method, resolve_options
 
 METHODS = list_methods()
 SCALES = (2, 3, 4)
 BANDS = 12  # fewer than 31 keeps every forward pass cheap; 3D-FCNN's valid convs need at least 9
-LR_SHAPE = (8, 7)  # non-square, so a swapped H/W shows up
+#: Narrower built-ins for speed: widths only, so depth and receptive field are the registered ones.
+NARROW = {"ssrnet": {"n_feats": 8}, "edsr": {"n_feats": 8}, "gdrrn": {"features": 16}}
+
+_RESULTS: dict = {}
 
 
-def _build(name: str, scale: int, seed: int = 0, **options) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return create_method(name, bands=BANDS, scale=scale, **options)
+def _checked(name: str, scale: int, monkeypatch) -> tuple[list, list]:
+    """check_method's results for one cell, and the tile grid of every super_resolve call it made."""
+    if (name, scale) not in _RESULTS:
+        grids: list[list] = []
+        original = infer._tiles
 
+        def recording_tiles(plans):  # the tiles super_resolve really runs, one list per call
+            grids.append([])
+            for pair in original(plans):
+                grids[-1].append(pair)
+                yield pair
 
-def _batch(scale: int, batch: int = 1, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed (LR, HR) pair: HR random cube in [0, 1], LR its MATLAB-bicubic downscale."""
-    generator = torch.Generator().manual_seed(seed)
-    h, w = LR_SHAPE
-    hr = torch.rand(batch, BANDS, h * scale, w * scale, generator=generator)
-    return imresize(hr, 1 / scale), hr
-
-
-def _model_input(name: str, lr: torch.Tensor, scale: int) -> torch.Tensor:
-    return imresize(lr, scale) if get_method_info(name).input == "upsampled" else lr
-
-
-def _crop(name: str, model: torch.nn.Module) -> OutputCrop:
-    return getattr(model, "output_crop", get_method_info(name).output_crop)
+        monkeypatch.setattr(infer, "_tiles", recording_tiles)
+        results = check_method(name, bands=BANDS, scales=(scale,), options=NARROW.get(name, {}))
+        monkeypatch.undo()
+        _RESULTS[(name, scale)] = (results, grids)
+    return _RESULTS[(name, scale)]
 
 
 @pytest.fixture(params=METHODS)
@@ -60,100 +59,55 @@ def method(request) -> str:
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_output_shape_and_finite(method, scale):
-    model = _build(method, scale).eval()
-    lr, hr = _batch(scale, batch=2)
-    with torch.no_grad():
-        out = model(_model_input(method, lr, scale))
-    target = _crop(method, model).apply(hr)
-    assert out.shape == target.shape, f"{method} x{scale}: output {tuple(out.shape)}, target {tuple(target.shape)}"
-    assert out.dtype == torch.float32
-    assert torch.isfinite(out).all()
+def test_every_contract_check_passes(method, scale, monkeypatch):
+    results, _ = _checked(method, scale, monkeypatch)
+    assert [r.check for r in results] == list(CHECKS)
+    failed = failures(results)
+    assert not failed, "\n".join(f"{method} x{scale} {r.check}: {r.detail}" for r in failed)
+    skipped = {r.check for r in results if r.status == "skip"}
+    expected_skips = set() if get_method_info(method).trainable else {"fit"}
+    assert skipped == expected_skips, f"{method} x{scale}: unexpected skips {skipped - expected_skips}"
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_backward_and_two_step_fit(method, scale):
-    if not get_method_info(method).trainable:
-        model = _build(method, scale)
-        assert count_parameters(model) == 0, f"{method} is not trainable but has parameters"
-        pytest.skip(f"{method} is not trainable")
-    model = _build(method, scale).train()
-    lr, hr = _batch(scale)
-    x = _model_input(method, lr, scale)
-    target = _crop(method, model).apply(hr)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def loss_value() -> torch.Tensor:
-        return torch.nn.functional.mse_loss(model(x), target)
-
-    losses = []
-    for step in range(2):
-        optimizer.zero_grad()
-        loss = loss_value()
-        loss.backward()
-        if step == 0:
-            for name, parameter in model.named_parameters():
-                assert parameter.grad is not None, f"{method}: no gradient reaches {name}"
-                assert torch.isfinite(parameter.grad).all(), f"{method}: non-finite gradient in {name}"
-        losses.append(loss.item())
-        optimizer.step()
-    with torch.no_grad():
-        final = loss_value().item()
-    assert final < losses[0], f"{method} x{scale}: loss {losses[0]:.6g} -> {final:.6g} after two Adam steps"
+def test_tiled_check_runs_several_tiles_and_partial_ones(method, scale, monkeypatch):
+    """Issue 10: a tile that covers the whole input proves nothing; every case must cut the input."""
+    results, grids = _checked(method, scale, monkeypatch)
+    tiled = next(r for r in results if r.check == "tiled")
+    per_lr = 1 if get_method_info(method).input == "lr" else scale  # input pixels per LR pixel
+    shapes = [tuple(case["lr_shape"]) for case in tiled.data["cases"]]
+    assert len(shapes) == 2 and shapes[0] == shapes[1][::-1] and shapes[0][0] > shapes[0][1]
+    multi = [grid for grid in grids if len(grid) > 1]
+    assert len(multi) == len(shapes), f"{method} x{scale}: {len(multi)} tiled calls with more than one tile"
+    for grid, (h, w) in zip(multi, shapes):
+        n_in = (h * per_lr, w * per_lr)
+        partial = [(th, tw) for th, tw in grid
+                   if th.in_stop - th.in_start < n_in[0] or tw.in_stop - tw.in_start < n_in[1]]
+        assert partial, f"{method} x{scale} LR {h}x{w}: every tile reads the whole input"
+        # The long axis is cut: some tile's input starts inside the image, some ends inside it.
+        long_axis = [th for th, _ in grid] if h > w else [tw for _, tw in grid]
+        assert any(t.in_start > 0 for t in long_axis) and any(t.in_stop < max(n_in) for t in long_axis)
 
 
-@pytest.mark.parametrize("scale", SCALES)
-def test_deterministic_under_seed(method, scale):
-    lr, _ = _batch(scale)
-    x = _model_input(method, lr, scale)
-    outputs = []
-    for _ in range(2):
-        model = _build(method, scale, seed=123).eval()
-        with torch.no_grad():
-            outputs.append(model(x))
-    assert torch.equal(outputs[0], outputs[1])
-    if get_method_info(method).trainable:
-        other = _build(method, scale, seed=124).eval()
-        with torch.no_grad():
-            assert not torch.equal(other(x), outputs[0]), f"{method}: the seed does not change the init"
-
-
-@pytest.mark.parametrize("scale", SCALES)
-def test_tiled_equals_untiled(method, scale):
-    model = _build(method, scale)
-    lr, _ = _batch(scale)
-    mean = torch.linspace(0.2, 0.6, BANDS)
-    untiled = super_resolve(model, lr, scale=scale, band_mean=mean, progress=False)
-    tiled = super_resolve(model, lr, scale=scale, band_mean=mean, tile=3, progress=False)
-    crop = _crop(method, model)
-    h, w = LR_SHAPE
-    assert untiled.shape == (1, BANDS - 2 * crop.bands, scale * h - 2 * crop.pixels, scale * w - 2 * crop.pixels)
-    assert (tiled - untiled).abs().max().item() <= 1e-5
-    # super_resolve is the model plus the band mean, nothing else.
-    with torch.no_grad():
-        direct = model.eval()(_model_input(method, lr, scale) - mean.view(1, -1, 1, 1))
-    direct += mean[crop.bands:BANDS - crop.bands].view(1, -1, 1, 1)
-    assert (direct - untiled).abs().max().item() <= 1e-5
-
-
-def _count_cases():
-    for name in METHODS:
-        for (scale, variant) in sorted(get_method_info(name).param_counts):
-            yield pytest.param(name, scale, variant, id=f"{name}-x{scale}-{variant}")
-
-
-def test_every_method_declares_default_counts(method):
+def test_every_builtin_declares_default_counts(method):
     counts = get_method_info(method).param_counts
     missing = [s for s in SCALES if (s, "default") not in counts]
     assert not missing, f"{method}: param_counts lacks (scale, 'default') for scales {missing}"
 
 
-@pytest.mark.parametrize("name,scale,variant", list(_count_cases()))
-def test_parameter_count(name, scale, variant):
-    options = {} if variant == "default" else resolve_options(name, variant=variant)
-    with torch.device("meta"):  # shapes only: the 43M-parameter EDSR paper size costs nothing
-        model = create_method(name, bands=31, scale=scale, **options)
-    assert count_parameters(model) == get_method_info(name).param_counts[(scale, variant)]
+def test_super_resolve_is_the_model_plus_the_band_mean(method):
+    """What the tiled check compares is the model itself: super_resolve adds only the band mean."""
+    torch.manual_seed(0)
+    model = create_method(method, bands=BANDS, scale=2, **NARROW.get(method, {}))
+    info = get_method_info(method)
+    lr = torch.rand(1, BANDS, 8, 7, generator=torch.Generator().manual_seed(1))
+    mean = torch.linspace(0.2, 0.6, BANDS)
+    untiled = super_resolve(model, lr, scale=2, band_mean=mean, progress=False)
+    crop = getattr(model, "output_crop", info.output_crop)
+    with torch.no_grad():
+        direct = model.eval()(model_input(info, lr, 2) - mean.view(1, -1, 1, 1))
+    direct += mean[crop.bands:BANDS - crop.bands].view(1, -1, 1, 1)
+    assert (direct - untiled).abs().max().item() <= 1e-5
 
 
 def test_unknown_option_suggests_the_right_one(method):
@@ -172,16 +126,22 @@ def test_unknown_method_and_variant():
         create_method("ssrnett", bands=BANDS, scale=2)
     with pytest.raises(MethodError, match="Did you mean 'paper'"):
         resolve_options("edsr", variant="papr")
+    with pytest.raises(MethodError, match="Unknown variant"):
+        check_method("edsr", variant="papr")
 
 
 def test_registering_a_name_twice_is_an_error():
     before = get_method_info("edsr")
-    with pytest.raises(MethodError, match="registered twice"):
+    with pytest.raises(MethodError, match="registered twice: first by built-in"):
         register_method("edsr", title="Impostor")(lambda *, bands, scale: torch.nn.Identity())
     assert get_method_info("edsr") is before
 
 
-def test_cli_list_shows_every_method():
+def test_builtins_record_their_source():
+    assert {get_method_info(name).source for name in METHODS} == {"built-in"}
+
+
+def test_cli_list_shows_every_method_its_source_and_each_variant():
     from click.testing import CliRunner
 
     from hsisr_bench.cli import main
@@ -191,3 +151,7 @@ def test_cli_list_shows_every_method():
     for name in METHODS:
         assert name in result.output
         assert get_method_info(name).title in result.output
+    assert "built-in" in result.output
+    # Variants without registered text are described by the options they change.
+    assert "ssrnet+nolff" in result.output and "lff=False (default True)" in result.output
+    assert "edsr+paper" in result.output and "size='paper' (default 'baseline')" in result.output

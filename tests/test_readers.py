@@ -153,6 +153,28 @@ def test_cave_tiny_layouts_ignore_other_files(tmp_path, nested):
     np.testing.assert_array_equal(scene.wavelengths, CAVE_WAVELENGTHS)
 
 
+def test_macos_metadata_files_are_ignored_everywhere(tmp_path):
+    """A scene copied from a Mac carries ``._<name>`` AppleDouble twins; they are neither bands nor scenes."""
+    from hsisr_bench.data.datasets import open_dataset
+
+    bands = tiny_cave_bands(seed=4)
+    scene_dir = tmp_path / "CAVE" / "toy_ms"
+    band_folder = write_cave_folder(scene_dir / "toy_ms", "toy_ms", bands)
+    for number in (1, 2, 31):  # AppleDouble files: a 4 KB header, not a PNG
+        (band_folder / f"._toy_ms_{number:02d}.png").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    (scene_dir / "._toy_ms").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "CAVE" / "._toy_ms").write_bytes(b"\x00\x05\x16\x07")
+    scene = load_scene(scene_dir)
+    check_cube(scene, (31, 6, 5))
+    np.testing.assert_array_equal(scene.cube, bands.astype(np.float32) / 65535)
+    dataset = open_dataset("cave", tmp_path)
+    assert dataset.scene_names == ["toy_ms"]
+    (tmp_path / "Harvard").mkdir()
+    scipy.io.savemat(tmp_path / "Harvard" / "img1.mat", {"ref": harvard_arrays()[0]})
+    (tmp_path / "Harvard" / "._img1.mat").write_bytes(b"\x00\x05\x16\x07")
+    assert open_dataset("harvard", tmp_path).scene_names == ["img1"]
+
+
 def test_cave_8bit_rgba_with_colour_is_rejected(tmp_path):
     folder = tmp_path / "paint_ms"
     gray = np.random.default_rng(0).integers(0, 256, size=(31, 4, 4), dtype=np.uint8)
@@ -265,6 +287,27 @@ def test_mat_without_the_expected_variable_lists_what_is_there(tmp_path):
         load_scene(tmp_path / "v73.mat", "foster")
 
 
+def test_missing_ref_advice_is_an_option_that_works(tmp_path):
+    """The Harvard "no variable 'ref'" message names --set dataset.key=NAME, and that key is accepted."""
+    from hsisr_bench.data.datasets import open_dataset
+
+    cube = np.random.default_rng(0).uniform(0.1, 2.0, size=(4, 5, 31))
+    (tmp_path / "Harvard").mkdir()
+    scipy.io.savemat(tmp_path / "Harvard" / "img1.mat", {"cube": cube, "lbl": np.ones((4, 5), np.uint8)})
+    dataset = open_dataset("harvard", tmp_path)
+    with pytest.raises(DataError, match=r"no variable 'ref'.*--set dataset\.key=NAME") as error:
+        dataset.load("img1")
+    assert "dataset='generic'" not in str(error.value)
+    scene = open_dataset("harvard", tmp_path, key="cube").load("img1")
+    np.testing.assert_array_equal(scene.cube, expected_divided_by_max(cube))
+    assert scene.extras["variable"] == "cube" and scene.extras["lbl"].shape == (4, 5)
+    with pytest.raises(DataError, match=r"no variable 'nope' \(--set dataset\.key=nope\).*cube \(4x5x31"):
+        open_dataset("harvard", tmp_path, key="nope").load("img1")
+    with pytest.raises(ConfigError, match=r"dataset\.key=x does not apply to dataset 'cave'"):
+        open_dataset("cave", tmp_path, key="x")
+    assert "key" not in open_dataset("harvard", tmp_path, key=None)._reader_options
+
+
 def test_wrong_band_count_for_a_named_dataset(tmp_path):
     path = tmp_path / "short.mat"
     scipy.io.savemat(path, {"hsi": np.ones((4, 4, 31))})
@@ -360,11 +403,12 @@ def test_generic_h5_and_mat_variables(tmp_path):
     np.testing.assert_array_equal(scene.wavelengths, np.linspace(500, 900, 5))
     assert scene.extras["variable"] == "group/cube"
     assert load_scene(tmp_path / "plain.h5", key="/group/cube").cube.shape == (5, 7, 9)
-    with pytest.raises(DataError, match=r"no variable 'nope' \(key\). Variables found: group/cube \(7x9x5\)"):
+    with pytest.raises(DataError, match=r"no variable 'nope' \(--set dataset.key / key=\). Variables found: "
+                                        r"group/cube \(7x9x5\)"):
         load_scene(tmp_path / "plain.h5", key="nope")
     # A .mat with two equal-band cubes needs key=; the MATLAB rule puts bands last.
     scipy.io.savemat(tmp_path / "two.mat", {"a": cube, "b": cube * 0.5})
-    with pytest.raises(DataError, match=r"several 3-D arrays could be the cube.*key="):
+    with pytest.raises(DataError, match=r"several 3-D arrays could be the cube.*--set dataset.key=NAME"):
         load_scene(tmp_path / "two.mat")
     b = load_scene(tmp_path / "two.mat", key="b")  # values below 1: kept as they are (auto)
     np.testing.assert_array_equal(b.cube, (cube * 0.5).transpose(2, 0, 1).astype(np.float32))

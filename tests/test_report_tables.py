@@ -117,7 +117,7 @@ def test_table_v_values_bold_and_published_difference(records, store):
 
 
 def test_caption_states_protocol_conventions_scenes_seeds_and_crop(records, store):
-    caption = table_v(records, store).caption
+    caption = table_v(records, store).full_caption
     for needle in ("Protocol: smoke", "PSNR: one MSE over the whole cube, peak 1", "SAM: mean angle over pixels in degrees",
                    "SSIM: per band, 11x11 Gaussian window", "Test scenes: 3 (CAVE)", "Seeds: 0, 1",
                    "3D-FCNN: scored on bands 5–27 of 31, 6-pixel border removed", pub.PAPER_REFERENCE):
@@ -137,11 +137,24 @@ def test_csv_is_tidy_and_exact(records, store):
 
 
 def test_summary_table_shows_only_what_ran(records):
-    text = summary_table(records)
+    text = summary_table(records, plain=False)
     header = _md_row(text, ["Dataset"])
     assert header[2:] == ["Bicubic", "GDRRN", "3D-FCNN", "EDSR", "SSRNet"]
     assert "paper" not in text.split("\n\n", 1)[1]
     assert summary_table([]) == "No finished run.\n"
+
+
+def test_terminal_summary_is_plain_text_with_marks(records):
+    """`hsibench run` prints summary_table(records): no markdown markup in a terminal; best *, second +."""
+    text = summary_table(records)
+    assert "**" not in text and "<u>" not in text and "|" not in text
+    row = next(line for line in text.splitlines() if line.startswith("CAVE") and "×2" in line)
+    # SSRNet (lowest noise) is best in every metric, EDSR second; the marks follow the values
+    assert row.count("*") == 3 and row.count("+") == 3
+    assert row.rstrip().endswith("*") and row.index("+") < row.index("*")
+    assert "* best, + second" in text
+    header = next(line for line in text.splitlines() if line.startswith("Dataset")).split()
+    assert header[2:] == ["Bicubic", "GDRRN", "3D-FCNN", "EDSR", "SSRNet"]
 
 
 def test_caption_warns_when_conventions_or_profiles_differ(tmp_path):
@@ -149,7 +162,7 @@ def test_caption_warns_when_conventions_or_profiles_differ(tmp_path):
     write_fake_results(tmp_path, [FakeRun("ssrnet")], size=16, bands=8, scale=3, protocol="paper",
                        conventions={"psnr_reduction": "band", "data_range": 1.0, "ssim_window": "uniform",
                                     "sam_zero": "exclude", "sam_unit": "rad"})
-    caption = table_v(load_records(tmp_path), tmp_path).caption
+    caption = table_v(load_records(tmp_path), tmp_path).full_caption
     assert "Protocol: paper, smoke (mixed profiles!)" in caption
     assert "differ between runs" in caption and "mean of per-band PSNRs" in caption and "radians" in caption
 
@@ -245,13 +258,17 @@ def _check_latex_structure(tex: str) -> None:
     assert depth == 0
     for rule in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}", "\\end{tabular}"):
         assert rule in tex
-    columns = len(re.search(r"\\begin\{tabular\}\{([lcr]+)\}", tex).group(1))
+    columns = len(re.search(r"\\begin\{tabular\}\{@\{\}([lcr]+)@\{\}\}", tex).group(1))
     table = tex.split("\\toprule", 1)[1].split("\\bottomrule", 1)[0]
     for line in table.splitlines():
         line = line.strip()
         if line.endswith("\\\\"):
-            assert len(re.split(r"(?<!\\)&", line)) == columns, line
-    assert not re.search(r"(?<!\\)[_%]", tex.split("\n", 1)[1])  # underscores and percents escaped
+            cells = re.split(r"(?<!\\)&", line)
+            spans = sum(int(m) - 1 for m in re.findall(r"\\multicolumn\{(\d+)\}", line))
+            assert len(cells) + spans == columns, line
+    code = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))  # comment lines aside
+    assert not re.search(r"(?<!\\)[_%]", code)  # underscores and percents escaped
+    assert "`" not in tex.replace("``", "")  # no markdown code span leaks into LaTeX
 
 
 def test_latex_is_structurally_valid(records, store):
@@ -285,7 +302,9 @@ def test_write_report_files(records, store, tmp_path):
 def test_cli_report_writes_and_prints(store):
     result = CliRunner().invoke(main, ["report", "--results", str(store), "--format", "md,csv", "--no-published"])
     assert result.exit_code == 0, result.output
-    assert "**Table V (this run).**" in result.output and "| paper" not in result.output
+    assert "Table V (this run)." in result.output and "paper" not in result.output.split("Dataset", 1)[1]
+    assert "**" not in result.output and "<u>" not in result.output  # plain text in the terminal
+    assert (store / "reports" / "report.md").read_text(encoding="utf-8").startswith("**Table V (this run).**")
     assert (store / "reports" / "report.md").is_file() and (store / "reports" / "table5.csv").is_file()
     assert not (store / "reports" / "table5.tex").exists()
 

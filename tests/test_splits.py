@@ -111,22 +111,27 @@ def test_committed_cave_split_equals_regenerating_it():
 def test_restrict_keeps_the_canonical_assignment():
     split = make_split(NAMES, seed=0)
     present = list(split.train[:3]) + list(split.test[:1])
-    restricted = split.restrict(present)
+    restricted = split.restrict(present, source="split file s.json")
     assert restricted.train == split.train[:3] and restricted.test == split.test[:1]
     assert "restricted to 4 of 10 scenes present" in restricted.note
-    assert split.restrict(NAMES) is split
+    missing = sorted(set(NAMES) - set(present))
+    assert restricted.restriction == {"source": "split file s.json", "missing": missing,
+                                      "train": list(split.train[:3]), "test": list(split.test[:1]),
+                                      "file_train": 8, "file_test": 2}
+    assert split.restrict(NAMES) is split and split.restriction is None
+    # The restriction is not part of the file format, and a restricted split still hashes.
+    assert "restriction" not in restricted.to_dict()
+    assert hash(restricted) == hash(restricted)
 
 
-def test_restrict_recomputes_when_one_side_is_empty():
+def test_restrict_never_redraws_when_one_side_is_empty():
     split = make_split(NAMES, seed=0)
     present = list(split.train[:5])
-    restricted = split.restrict(present)
-    assert set(restricted.train) | set(restricted.test) == set(present)
-    assert (len(restricted.train), len(restricted.test)) == (4, 1)
-    assert restricted == Split(**{**make_split(present, seed=0).__dict__, "note": restricted.note})
-    assert "left no test scene" in restricted.note and "new split" in restricted.note
-    with pytest.raises(DataError, match="at least 2 scenes"):
-        split.restrict(present[:1])
+    with pytest.raises(DataError, match="leave no test scene") as error:
+        split.restrict(present)
+    assert "never redrawn" in str(error.value) and "hsibench data split" in str(error.value)
+    with pytest.raises(DataError, match="leave no training scene"):
+        split.restrict(list(split.test))
 
 
 def test_restrict_leaves_out_unknown_present_scenes():
@@ -134,7 +139,35 @@ def test_restrict_leaves_out_unknown_present_scenes():
     restricted = split.restrict(NAMES + ["stranger"])
     assert "stranger" not in restricted.scenes
     assert restricted.scenes == split.scenes
-    assert "left out: stranger" in restricted.note
+    assert "not used: stranger" in restricted.note
+    assert restricted.restriction is None
+
+
+def test_explicit_split_file_naming_absent_scenes_is_an_error(tmp_path):
+    path = make_split(NAMES, seed=0, dataset="toy").save(tmp_path / "mine.json")
+    present = NAMES[:4] + NAMES[8:]
+    with pytest.raises(DataError, match="names 4 scene\\(s\\) that are not in the dataset") as error:
+        split_for_dataset("toy", present, split_file=path)
+    message = str(error.value)
+    assert str(path) in message and "--set dataset.restrict_split=true" in message
+    assert all(name in message for name in NAMES[4:8])
+
+
+def test_explicit_split_file_restricted_on_request_is_described(tmp_path):
+    full = make_split(NAMES, seed=0, dataset="toy")
+    path = full.save(tmp_path / "mine.json")
+    present = sorted(full.train[:4] + full.test[:1])
+    split = split_for_dataset("toy", present, split_file=path, restrict=True)
+    assert split.train == full.train[:4] and split.test == full.test[:1]
+    assert split.restriction["canonical"] is False
+    assert split.restriction["source"] == f"split file {path}"
+    assert split.restriction["missing"] == sorted(set(NAMES) - set(present))
+    assert split.note == split.restriction_text() and str(path) in split.note
+    # Restricting to training scenes only is an error even on request: no redraw.
+    with pytest.raises(DataError, match="no test scene"):
+        split_for_dataset("toy", list(full.train), split_file=path, restrict=True)
+    # Every scene present: the file as written, no restriction.
+    assert split_for_dataset("toy", NAMES, split_file=path).restriction is None
 
 
 def test_split_for_dataset_prefers_the_given_file_then_the_canonical_then_computes(tmp_path, monkeypatch):
@@ -152,7 +185,9 @@ def test_split_for_dataset_prefers_the_given_file_then_the_canonical_then_comput
     monkeypatch.setattr(hsisr_bench, "CONFIG_DIR", tmp_path / "configs")
     assert split_for_dataset("toy", NAMES) == make_split(NAMES, seed=9, dataset="toy")
     partial = split_for_dataset("toy", NAMES[:6])
-    assert partial.note.startswith("canonical split configs/splits/toy.json: ")
+    assert partial.restriction["canonical"] is True
+    assert partial.restriction["source"] == "canonical split configs/splits/toy.json"
+    assert partial.restriction["missing"] == NAMES[6:]
 
 
 def test_split_file_of_another_dataset_is_rejected(tmp_path):
@@ -173,4 +208,6 @@ def test_real_cave_scenes_restrict_the_canonical_split():
     # The canonical assignment is kept: 9 present scenes are training scenes, watercolors_ms is a test scene.
     assert set(split.train) <= set(canonical.train) and set(split.test) <= set(canonical.test)
     assert split.test == ("watercolors_ms",)
-    assert "restricted to 10 of 32 scenes present (9 train, 1 test)" in split.note
+    assert "restricted to 10 of 32 scenes present (9 train, 1 test" in split.note
+    assert split.restriction["canonical"] is True and len(split.restriction["missing"]) == 22
+    assert split.restriction["source"] == "canonical split configs/splits/cave.json"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
+from hsisr_bench.benchmarks.train import count_aten_ops, step_op_counts
 from hsisr_bench.errors import MethodError
-from hsisr_bench.models import _ssrnet_fast
+from hsisr_bench.models import _ssrnet_composite, _ssrnet_fast
 from hsisr_bench.models.ssrnet import PARAM_COUNTS, VARIANTS, SSRNet, build_ssrnet
 from hsisr_bench.registry import count_parameters, create_method, get_method_info
 
@@ -172,6 +175,104 @@ def test_backward_through_the_default_path_matches_plain():
         assert (grad - grads[1][name]).abs().max().item() <= 1e-5 * max(1.0, grads[1][name].abs().max().item()), name
     assert grads[0]["body.0.gamma"].abs().sum() > 0
     assert grads[0]["upsample.parametrizations.weight.original0"].abs().sum() > 0
+
+
+def _gradients(model: SSRNet, x: torch.Tensor, target: torch.Tensor) -> dict:
+    model.train().zero_grad()
+    (model(x) - target).abs().mean().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("scale, shape, options", [
+    (3, (2, 4, 5, 4), {}),
+    (4, (1, 3, 4, 5), {"lff": False}),
+    (2, (1, 3, 3, 4), {"block": "standard"}),
+    (2, (2, 4, 1, 1), {"grl": False, "n_modules": 2}),  # every output a border output
+])
+def test_training_gradients_equal_the_plain_models(scale, shape, options):
+    """The training path (composite reconstruction, autograd on) gives the plain model's gradients."""
+    torch.manual_seed(scale)
+    fast = _randomised(build_ssrnet(bands=shape[1], scale=scale, n_feats=8, **options), seed=scale)
+    plain = build_ssrnet(bands=shape[1], scale=scale, n_feats=8, fast=False, **options)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(shape)
+    target = torch.randn(shape[0], shape[1], shape[2] * scale, shape[3] * scale)
+    got, expected = _gradients(fast, x, target), _gradients(plain, x, target)
+    for name, grad in expected.items():
+        assert (got[name] - grad).abs().max().item() <= 1e-5 * max(1.0, grad.abs().max().item()), name
+    assert expected["upsample.parametrizations.weight.original1"].abs().sum() > 0
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(2, 8, 5, 7, 6), (1, 8, 1, 1, 1), (1, 8, 2, 1, 3)])
+def test_composite_reconstruction_equals_tail_of_upsample(scale, shape):
+    model = _randomised(build_ssrnet(bands=shape[2], scale=scale, n_feats=8), seed=scale)
+    y = torch.randn(shape, generator=torch.Generator().manual_seed(scale))
+    layers = (model.upsample.weight, model.upsample.bias, model.tail.weight, model.tail.bias, scale)
+    with torch.no_grad():
+        expected = model.tail(model.upsample(y)).squeeze(1)
+        got = _ssrnet_composite.CompositeReconstruction(*layers)(y)
+        phase = _ssrnet_fast._Reconstruction(*layers)(y)  # the inference path's reconstruction
+    assert got.shape == expected.shape == phase.shape
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert (phase - expected).abs().max().item() <= 1e-5
+
+
+def test_composite_kernels_equal_the_einsum_construction():
+    model = _randomised(build_ssrnet(bands=3, scale=3, n_feats=8), seed=2)
+    w_up, w_tail = model.upsample.weight.detach(), model.tail.weight.detach()
+    K = w_up.shape[2:]
+    parts = dict(_ssrnet_composite.composite_kernels(w_up, w_tail))
+    for fixed, weight in parts.items():
+        kernels = weight.reshape(2 ** len(fixed), 8, *weight.shape[1:])  # (G·C, 1, ...) -> (G, C, 1, ...)
+        for g, choice in enumerate(itertools.product(("lo", "hi"), repeat=len(fixed))):
+            pairs = [None] * 3
+            for d, c in zip(fixed, choice):
+                pairs[d] = (0, 0) if c == "lo" else (K[d] - 1, 2)
+            expected = _ssrnet_fast._composite_kernel(w_up, w_tail, tuple(pairs)) * (-1) ** len(fixed)
+            assert (kernels[g] - expected).abs().max().item() <= 1e-6, (fixed, choice)
+
+
+def test_training_step_costs_at_most_one_and_a_half_plain_steps_of_aten_ops():
+    """Issue 10.5: the composite weights were rebuilt with ~14,000 ops a step; counts are deterministic."""
+    x = torch.rand(1, 4, 3, 3)
+    hr = torch.rand(1, 4, 6, 6)
+    mean = x.mean(dim=(0, 2, 3)).reshape(1, -1, 1, 1)
+    counts = {}
+    for fast in (True, False):
+        torch.manual_seed(0)
+        counts[fast] = step_op_counts(build_ssrnet(bands=4, scale=2, n_feats=4, fast=fast), x, hr, mean, 2)
+    assert min(min(c.values()) for c in counts.values()) > 0
+    assert sum(counts[True].values()) <= 1.5 * sum(counts[False].values())
+    assert counts[True]["optimizer"] == counts[False]["optimizer"]  # same parameters, same Adam
+
+
+def test_the_op_counter_counts_backward_ops_too():
+    a = torch.ones(3, requires_grad=True)
+    forward = count_aten_ops(lambda: (a * 2).sum())
+    assert forward["aten.mul"] == 1 and forward["aten.sum"] == 1
+    assert sum(count_aten_ops(lambda: (a * 2).sum().backward()).values()) > sum(forward.values())
+
+
+def test_inference_keeps_the_cached_phase_kernels(monkeypatch):
+    """Without autograd the fast path uses (and caches) the phase kernels; with it, the composite."""
+    built = []
+    real = _ssrnet_composite.CompositeReconstruction
+
+    def recorded(*args):
+        built.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_ssrnet_fast, "CompositeReconstruction", recorded)
+    fast, _ = _pair(2, seed=3)
+    x = torch.randn(1, 31, 4, 4)
+    with torch.inference_mode():
+        fast(x)
+        fast(x)
+    assert built == []
+    assert isinstance(fast._fast_cache.weights[fast.upsample], _ssrnet_fast._Reconstruction)
+    fast(x).sum().backward()
+    assert len(built) == 1
 
 
 def test_state_dict_is_interchangeable_between_paths():

@@ -90,9 +90,12 @@ def test_training_lowers_the_loss_and_halves_the_lr(tiny_bank, tmp_path):
     assert state["epoch"] == 4 and state["step"] == 0 and state["config"] == {"run_id": "x"}
 
 
-def test_mixed_precision_needs_cuda(tiny_bank):
+def test_fp16_needs_cuda_and_cpu_bf16_needs_bf16_instructions(tiny_bank, monkeypatch):
     bank, mean = tiny_bank
     with pytest.raises(ConfigError, match="needs a CUDA device"):
+        train(_model(), get_method_info("edsr"), bank, mean, scale=2, settings=_settings(amp="fp16"))
+    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="bf16 instructions"):
         train(_model(), get_method_info("edsr"), bank, mean, scale=2, settings=_settings(amp="bf16"))
 
 

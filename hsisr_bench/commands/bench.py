@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from hsisr_bench import PROJECT_ROOT
 from hsisr_bench.benchmarks import SUITES, BenchOptions, machine_description
 
 
@@ -28,7 +27,7 @@ def _int_list(text: str) -> list[int]:
 @click.option("--repeats", default=3, show_default=True, help="Timed repeats (median is reported).")
 @click.option("--quick", is_flag=True, help="Small inputs, one repeat: checks that the suites run.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=PROJECT_ROOT / "docs" / "benchmarks.md", show_default="docs/benchmarks.md",
+              default=Path("docs") / "benchmarks.md", show_default=True,
               help="Markdown file the results are appended to.")
 @click.option("--no-append", is_flag=True, help="Print only; do not touch the output file.")
 def bench(suites, methods, scales, device, size, repeats, quick, output, no_append) -> None:

@@ -63,8 +63,29 @@ def _describe(scene: Scene) -> str:
     return ", ".join(parts)
 
 
-def _check_scene(dataset: Dataset, name: str) -> tuple[list[Any], bool, str]:
-    """Load one scene; return its table row, whether it is usable, and the verdict with its reason."""
+def _training_problems(scene: Scene, protocol: Any, scales: list[int]) -> list[str]:
+    """Why a scene cannot be a training scene of ``protocol`` at each of ``scales`` (empty when it can)."""
+    from hsisr_bench.data.patches import patch_fit_problem
+
+    problems = []
+    _, height, width = scene.cube.shape
+    for scale in scales:
+        lr_patch = protocol.hr_patch // scale if protocol.hr_patch else protocol.lr_patch
+        hr_patch = protocol.hr_patch or protocol.lr_patch * scale
+        problem = patch_fit_problem(scene.name, height, width, protocol.rescales, hr_patch, lr_patch, scale,
+                                    hr_given=bool(protocol.hr_patch))
+        if problem:
+            problems.append(f"x{scale}: {problem}")
+    return problems
+
+
+def _check_scene(dataset: Dataset, name: str, protocol: Any = None,
+                 scales: Optional[list[int]] = None) -> tuple[list[Any], bool, str]:
+    """Load one scene; return its table row, whether it is usable, and the verdict with its reason.
+
+    With ``protocol`` and ``scales``, a scene too small for that protocol's training patches is not
+    usable (a run would stop on it), and the verdict says what would make it fit.
+    """
     try:
         scene = dataset.load(name)
     except DataError as error:
@@ -76,6 +97,11 @@ def _check_scene(dataset: Dataset, name: str) -> tuple[list[Any], bool, str]:
     problems = _problems(scene, dataset)
     if problems:
         return row + ["UNUSABLE"], False, "UNUSABLE: " + "; ".join(problems)
+    too_small = _training_problems(scene, protocol, scales or []) if protocol is not None else []
+    if too_small:
+        return (row + ["too small to train"], False,
+                f"too small to train with profile '{protocol.name}' (usable only as a test scene): "
+                + " ".join(too_small))
     if high < DARK_MAX:
         note = (f"usable, but very dark (max {high:.4f}): check its normalisation ({_describe(scene)})")
         return row + ["usable (dark)"], True, note
@@ -84,29 +110,43 @@ def _check_scene(dataset: Dataset, name: str) -> tuple[list[Any], bool, str]:
 
 @data.command("check", short_help="Check that every scene of a dataset is usable.")
 @click.option("--dataset", "dataset_name", default="cave", show_default=True,
-              help="cave, harvard, foster, synthetic or generic.")
+              help="cave, cave31, harvard, foster, synthetic, generic or a registered dataset (any case).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=_DATA_ROOT_HELP)
 @click.option("--min-bands", type=click.IntRange(min=1), default=None,
               help="Fewer bands than this is an error (readers' default: 3).")
-def check(dataset_name: str, data_root: Optional[Path], min_bands: Optional[int]) -> None:
+@click.option("--key", default=None, help="The variable holding the cube in each .mat/.h5 file "
+              "(as --set dataset.key=NAME of hsibench run).")
+@click.option("--profile", default="quick", show_default=True,
+              help="Protocol profile whose training patches every scene must fit (as hsibench run).")
+@click.option("--scale", "scale_text", default="2,3,4", show_default=True,
+              help="Scales the training patches must fit at, e.g. 2 or 2,3,4.")
+def check(dataset_name: str, data_root: Optional[Path], min_bands: Optional[int], key: Optional[str],
+          profile: str, scale_text: str) -> None:
     """Load every scene of a dataset and say whether each is usable, and why.
 
     Prints one row per scene (shape, dtype on disk, min, max and mean after normalisation, verdict),
-    then each verdict with its reason, then a summary. Exit code 0 only when every scene is usable.
+    then each verdict with its reason, then a summary. A scene is usable when it reads cleanly and
+    gives the training patches of --profile at every --scale (after each rescaling factor). Exit code 0
+    only when every scene is usable.
     """
+    from hsisr_bench import config
+
+    protocol = config.load_protocol(profile)
+    scales = config.parse_scales(scale_text)
     options = {} if min_bands is None else {"min_bands": min_bands}
-    dataset = open_dataset(dataset_name, data_root, **options)
+    dataset = open_dataset(dataset_name, data_root, key=key, **options)
     rows, verdicts, unusable = [], [], []
     for name in tqdm(dataset.scene_names, desc=f"checking {dataset.name}", unit="scene",
                      file=sys.stderr, leave=False):
-        row, usable, verdict = _check_scene(dataset, name)
+        row, usable, verdict = _check_scene(dataset, name, protocol, scales)
         rows.append(row)
         verdicts.append(f"{name}: {verdict}")
         if not usable:
             unusable.append(name)
     where = dataset.root if dataset.root is not None else "generated in memory"
-    click.echo(f"Dataset {dataset.name} ({dataset.spec.title}) at {where}; values after normalisation.")
+    click.echo(f"Dataset {dataset.name} ({dataset.spec.title}) at {where}; values after normalisation; "
+               f"training patches of profile '{protocol.name}' at {', '.join(f'x{s}' for s in scales)}.")
     click.echo(tabulate(rows, headers=["scene", "shape (L x H x W)", "dtype on disk", "min", "max",
                                        "mean", "verdict"], floatfmt=".4f"))
     click.echo("\nVerdicts:")
@@ -117,6 +157,44 @@ def check(dataset_name: str, data_root: Optional[Path], min_bands: Optional[int]
     if unusable:
         raise DataError(f"{len(unusable)} of {total} {dataset.name} scenes are unusable "
                         f"({', '.join(unusable)}); see the verdicts above. Repair or remove them.")
+
+
+# --------------------------------------------------------------------------------------------------
+# data split
+# --------------------------------------------------------------------------------------------------
+
+
+@data.command("split", short_help="Write a seeded train/test split of the scenes present.")
+@click.option("--dataset", "dataset_name", default="cave", show_default=True,
+              help="cave, cave31, harvard, foster, synthetic, generic or a registered dataset.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=_DATA_ROOT_HELP)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The split file to write (JSON), for --split-file of hsibench run.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the permutation.")
+@click.option("--train-fraction", default=0.8, show_default=True, type=float,
+              help="Fraction of the scenes used for training.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def split(dataset_name: str, data_root: Optional[Path], out: Path, seed: int, train_fraction: float,
+          force: bool) -> None:
+    """Draw a seeded split of the scenes present (PROTOCOL.md section 2) and write it to --out.
+
+    For a partial copy of a dataset whose canonical split leaves no test (or no training) scene among
+    the scenes present: the canonical split is never redrawn silently, so draw one here, on purpose,
+    and pass it with --split-file. Every method of a comparison must use the same file.
+    """
+    from hsisr_bench.data.splits import make_split
+
+    if out.exists() and not force:
+        raise DataError(f"--out {out} exists. Choose another file, or pass --force to overwrite it.")
+    dataset = open_dataset(dataset_name, data_root)
+    drawn = make_split(dataset.scene_names, train_fraction=train_fraction, seed=seed, dataset=dataset.name)
+    drawn.save(out)
+    click.echo(f"Wrote a split of the {len(drawn.scenes)} {dataset.name} scenes at {dataset.root or 'memory'} "
+               f"(seed {seed}, train fraction {train_fraction:g}) to {out}:")
+    click.echo(f"  train ({len(drawn.train)}): {', '.join(drawn.train)}")
+    click.echo(f"  test ({len(drawn.test)}): {', '.join(drawn.test)}")
+    click.echo(f"Use it with --split-file {out}")
 
 
 # --------------------------------------------------------------------------------------------------

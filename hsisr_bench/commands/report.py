@@ -38,11 +38,36 @@ def _parse_pixel(text: Optional[str]) -> Optional[tuple[int, int]]:
     return y, x
 
 
+def check_out_is_not_another_store(out_dir: Optional[Path], results_dir: Path, command: str, what: str,
+                                   default_sub: str) -> None:
+    """Refuse an ``--out`` that holds a results store other than the ``--results`` store being read.
+
+    ``hsibench run --out DIR`` writes its runs to DIR, so ``hsibench report --out DIR`` looks like "report
+    DIR", but ``--out`` is where the tables go and the runs are read from ``--results`` (``results``
+    by default): the command would silently report another folder's runs into DIR.
+
+    Raises:
+        ConfigError: ``out_dir`` holds a results store and is not ``results_dir`` (says the command that works).
+    """
+    from hsisr_bench.report import holds_results_store
+
+    if out_dir is None or not holds_results_store(out_dir):
+        return
+    if out_dir.resolve() == results_dir.resolve():
+        return
+    raise ConfigError(
+        f"--out {out_dir} holds a results store (runs written by `hsibench run --out {out_dir}`), but "
+        f"`hsibench {command}` reads runs from --results, here {results_dir}, a different folder; "
+        f"--out is only where the {what} go. To read the runs in {out_dir}: "
+        f"`hsibench {command} --results {out_dir}` (the {what} go to {out_dir / default_sub}). "
+        f"To write the {what} of {results_dir} elsewhere, give an --out that holds no results store.")
+
+
 @click.command()
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS,
-              show_default=True, help="Results folder written by `hsibench run` (its --out).")
+              show_default=True, help="Results store to read: the folder `hsibench run --out` wrote.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the tables. Default: <results>/reports.")
+              help="Where to write the tables (not the store to read: that is --results). Default: <results>/reports.")
 @click.option("--format", "formats", default="md,tex,csv", show_default=True,
               help="Comma-separated file formats: md (report.md), tex (booktabs, one file per table), csv.")
 @click.option("--published/--no-published", default=True, show_default=True,
@@ -53,24 +78,26 @@ def _parse_pixel(text: Optional[str]) -> Optional[tuple[int, int]]:
               help="Significance level of the paired Wilcoxon test across test scenes.")
 def report(results_dir: Path, out_dir: Optional[Path], formats: str, published: bool, experiment: Optional[str],
            alpha: float) -> None:
-    """Write Table V style and ablation tables (markdown, LaTeX, CSV) and print the markdown."""
+    """Write Table V style and ablation tables (markdown, LaTeX, CSV) and print them as plain text."""
     from hsisr_bench.report import load_records
-    from hsisr_bench.report.tables import build_report, render_markdown, write_report
+    from hsisr_bench.report.render_markdown import render_terminal
+    from hsisr_bench.report.tables import build_report, write_report
 
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"--alpha must lie in (0, 1), got {alpha}.")
+    check_out_is_not_another_store(out_dir, results_dir, "report", "tables", "reports")
     records = load_records(results_dir)
     tables = build_report(records, results_dir, published=published, experiment=experiment, alpha=alpha)
     written = write_report(tables, out_dir if out_dir is not None else results_dir / "reports", _split_list(formats))
-    click.echo(render_markdown(tables))
+    click.echo(render_terminal(tables))  # plain text here; the files keep the markdown and LaTeX markup
     click.echo(f"Wrote {len(written)} file(s) to {written[0].parent if written else out_dir}.")
 
 
 @click.command()
 @click.option("--results", "results_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_RESULTS,
-              show_default=True, help="Results folder written by `hsibench run` (its --out).")
+              show_default=True, help="Results store to read: the folder `hsibench run --out` wrote.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the figures. Default: <results>/figures.")
+              help="Where to write the figures (not the store to read: that is --results). Default: <results>/figures.")
 @click.option("--dataset", default=None, help="Only this dataset (default: every dataset in the results).")
 @click.option("--scale", default=None, type=int, help="Only this scale (default: every scale).")
 @click.option("--scene", default=None, help="Only this test scene (default: every stored test scene).")
@@ -92,6 +119,7 @@ def figures(results_dir: Path, out_dir: Optional[Path], dataset: Optional[str], 
     """Draw absolute-error maps, spectral curves, convergence curves and RGB composites."""
     from hsisr_bench.report.figures import make_figures
 
+    check_out_is_not_another_store(out_dir, results_dir, "figures", "figures", "figures")
     written = make_figures(results_dir, out_dir, dataset=dataset, scale=scale, scene=scene, band=band,
                            pixel=_parse_pixel(pixel), fmt=fmt, dpi=dpi, pixel_seed=pixel_seed, run_seed=run_seed,
                            experiment=experiment, kinds=_split_list(kinds))

@@ -7,17 +7,19 @@ prints as ``Error: ...`` with exit code 2 before any result is touched.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 import click
-from tabulate import tabulate
 
-from hsisr_bench import config, results
+from hsisr_bench import config
 from hsisr_bench.config import RunConfig
 from hsisr_bench.errors import ConfigError
+from hsisr_bench.plugins import plugin_option
 
 
 def _common_options(func):
@@ -28,9 +30,18 @@ def _common_options(func):
         click.option("--profile", default="quick", show_default=True,
                      help="Protocol profile: paper, quick or smoke (configs/protocols)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
-        click.option("--amp", default="none", show_default=True, help="Mixed precision on CUDA: none, bf16 or fp16."),
-        click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-                     help="Results folder."),
+        click.option("--amp", default="none", show_default=True,
+                     help="Mixed precision of training: none, bf16 (CUDA, or a CPU with bf16) or fp16 (CUDA)."),
+        click.option("--eval-amp", is_flag=True,
+                     help="Score with the --amp forward too (default: test metrics from an fp32 forward)."),
+        click.option("--tf32", default="default", show_default=True,
+                     help="TF32 for float32 matmuls/convolutions on CUDA: default (PyTorch's), on or off."),
+        click.option("--compile", "compile_model", is_flag=True, help="Train the model through torch.compile."),
+        click.option("--threads", type=int, default=None,
+                     help="CPU threads for PyTorch (default: $OMP_NUM_THREADS, else every core)."),
+        click.option("--out", "--results", "out", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Results folder (the store that 'report --results' and "
+                                             "'figures --results' read)."),
         click.option("--epochs", type=int, default=None, help="Override the profile's epochs."),
         click.option("--force", is_flag=True, help="Recompute finished runs and replace clashing run folders."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -42,7 +53,7 @@ def _common_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return plugin_option(func)
 
 
 def _split_overrides(overrides: Sequence[str]) -> list[str]:
@@ -71,7 +82,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _plan(methods, dataset, scale, seed, experiment, data_root, profile, device, amp, epochs, overrides,
-          split_file) -> list[RunConfig]:
+          split_file, eval_amp=False, tf32="default", compile_model=False, **_) -> list[RunConfig]:
     datasets = [d.strip() for d in dataset.split(",") if d.strip()] if dataset else None
     scales = config.parse_scales(scale) if scale else None
     seeds = _seeds(seed) if seed is not None else None
@@ -79,10 +90,16 @@ def _plan(methods, dataset, scale, seed, experiment, data_root, profile, device,
         raise ConfigError("Give --methods (e.g. --methods ssrnet,edsr or --methods all) or --experiment.")
     return config.plan_runs(
         methods=methods, datasets=datasets, scales=scales, seeds=seeds, profile=profile, experiment=experiment,
-        overrides=_split_overrides(overrides), device=device, amp=amp,
+        overrides=_split_overrides(overrides) + _flag_overrides(eval_amp, tf32, compile_model), device=device, amp=amp,
         data_root=None if data_root is None else str(data_root),
         split_file=None if split_file is None else str(split_file), epochs=epochs,
     )
+
+
+def _flag_overrides(eval_amp: bool, tf32: str, compile_model: bool) -> list[str]:
+    """The precision flags as ``--set`` overrides, so they are checked and recorded like any field."""
+    flags = [f"tf32={json.dumps(tf32)}"] if tf32 != "default" else []
+    return flags + (["eval_amp=true"] if eval_amp else []) + (["compile=true"] if compile_model else [])
 
 
 def _echo(message: str) -> None:
@@ -92,98 +109,48 @@ def _echo(message: str) -> None:
         click.echo(message, err=True)
 
 
-def _check_data(runs: Sequence[RunConfig]) -> dict:
-    """Open every (dataset, options) once before any work, so missing data fails early."""
-    from hsisr_bench.engine.evaluate import open_cell_data
-
-    opened = {}
-    for run in runs:
-        key = (run.dataset, run.protocol.split_seed, run.protocol.val_scenes)
-        if key not in opened:
-            opened[key] = open_cell_data(run)
-    return opened
-
-
-def print_plan(runs: Sequence[RunConfig], out: Path) -> None:
-    """Print what ``hsibench run`` would do: cells, scenes, patches, epochs (``--dry-run``)."""
-    from hsisr_bench.registry import get_method_info
-
-    opened = _check_data(runs)
-    rows = []
-    for run in runs:
-        data = opened[(run.dataset, run.protocol.split_seed, run.protocol.val_scenes)]
-        info = get_method_info(run.method.name)
-        p = run.protocol
-        if info.trainable:
-            copies = 5 if p.augment else 1
-            patches = len(data.train) * len(p.rescales) * p.patches_per_image * copies
-            batch = min(p.batch_size, patches) if not p.steps_per_epoch else p.batch_size
-            steps = p.steps_per_epoch or max(1, patches // batch)
-            training = f"{patches} patches, {p.epochs} epochs x {steps} steps of {batch}"
-        else:
-            training = "no training"
-        directory = results.run_dir(out, run.dataset.name, run.scale, run.label, run.seed)
-        rows.append([run.dataset.name, f"x{run.scale}", run.label, run.seed,
-                     f"{len(data.train)}/{len(data.val)}/{len(data.test)}", training, _state(directory)])
-    click.echo(f"Plan: {len(runs)} cell(s), profile '{runs[0].protocol.name}', output {out}")
-    click.echo(tabulate(rows, headers=["dataset", "scale", "method", "seed", "train/val/test scenes",
-                                       "training", "folder"]))
-    notes = {f"{key[0].name}: {data.split.note}" for key, data in opened.items() if data.split.note}
-    for note in sorted(notes):
-        click.echo(f"Split note: {note}")
-    for run in runs:
-        overrides = run.protocol.method_overrides.get(run.method.name)
-        if overrides:
-            click.echo(f"Profile '{run.protocol.name}' overrides {run.method.name}: {dict(overrides)}")
-            break
-
-
-def _state(directory: Path) -> str:
-    if (directory / results.METRICS_FILE).is_file():
-        return "finished (skipped)"
-    if (directory / results.CHECKPOINT_FILE).is_file():
-        return "resume"
-    return "new"
-
-
 def summary(records: Sequence[dict]) -> str:
-    """The Table V-style summary of finished runs (the report layer's compact table)."""
+    """The Table V-style summary of finished runs, as plain text for the terminal."""
     from hsisr_bench.report.tables import summary_table
 
     return summary_table(records)
 
 
-def execute(runs: Sequence[RunConfig], out: Path, *, force: bool, progress: Optional[bool],
-            mode: str = "run") -> list[dict]:
-    """Run every cell in order (``mode``: ``run``, ``train`` or ``evaluate``); return the finished records."""
-    from hsisr_bench.engine import distributed
-    from hsisr_bench.engine.evaluate import run_cell
+def _resume_command(argv: Sequence[str]) -> str:
+    """The command line that resumes an interrupted one: the same arguments without ``--force``."""
+    kept = [arg for arg in argv if arg != "--force"]
+    return " ".join(["hsibench", *(shlex.quote(arg) for arg in kept)])
 
-    _check_data(runs)  # missing data fails before anything is written
-    results.ensure_writable(out)
-    show = sys.stderr.isatty() if progress is None else progress
-    records = []
-    for index, run in enumerate(runs, 1):
-        _echo(f"[{index}/{len(runs)}] {run.dataset.name} x{run.scale} {run.label} seed {run.seed} "
-              f"(profile {run.protocol.name})")
-        try:
-            outcome = run_cell(run, out, force=force, progress=show, notify=_echo, mode=mode)
-        except KeyboardInterrupt:
-            _echo("Interrupted. Run the same command again to resume from the last checkpoint.")
-            raise
-        if outcome.status == "skipped":
-            _echo(f"    already finished in {outcome.directory} (use --force to recompute)")
-        elif outcome.metrics is not None:
-            m = outcome.metrics["mean"]
-            _echo(f"    PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, SAM {m['sam']:.2f} deg "
-                  f"(train {outcome.metrics['train_seconds']:.0f} s) -> {outcome.directory}")
-        else:
-            _echo(f"    trained -> {outcome.directory}")
-        if outcome.metrics is not None:
-            records.append(outcome.metrics)
-    if not distributed.current().is_main:
-        return records
-    return records
+
+def _start(runs: Sequence[RunConfig], out: Path, shard: Optional[str], threads: Optional[int]):
+    """Set threads, resolve the device and join torchrun's process group; return this process's plan."""
+    from hsisr_bench.engine import distributed
+    from hsisr_bench.engine.environment import describe_threads, set_threads
+    from hsisr_bench.engine.plan import parse_shard, plan_cells
+
+    parsed_shard = parse_shard(shard)
+    set_threads(threads)
+    requested = {run.device for run in runs}
+    if len(requested) > 1:
+        raise ConfigError(f"The planned cells ask for different devices ({', '.join(sorted(requested))}); one "
+                          f"command runs on one device: give --device once.")
+    device = distributed.resolve_device(runs[0].device)  # before joining: the backend follows the device
+    info = distributed.init_from_env(runs[0].device)
+    plan = plan_cells(runs, out, device=device, rank=info.rank, world=info.world, shard=parsed_shard)
+    world = f", {info.world} processes" if info.world > 1 else ""
+    _echo(f"Device {device}{world}; {describe_threads()}. Set OMP_NUM_THREADS or --threads on a busy machine.")
+    for note in plan.notes:
+        _echo(f"Note: {note}")
+    return plan
+
+
+def _announce_splits(cells) -> None:
+    """Say loudly, before any work, when a split was restricted to the scenes present."""
+    from hsisr_bench.engine.plan import split_notes
+    from hsisr_bench.engine.runner import open_plan_data
+
+    for note in split_notes(open_plan_data(cells)):
+        _echo(f"WARNING: {note}")
 
 
 @click.command()
@@ -192,44 +159,51 @@ def execute(runs: Sequence[RunConfig], out: Path, *, force: bool, progress: Opti
 @click.option("--scale", default=None, help="Scale(s), comma-separated integers >= 2, e.g. 2,3,4.")
 @click.option("--seed", default=None, help="Seed(s), comma-separated (default 0).")
 @click.option("--experiment", default=None, help="An experiment grid (configs/experiments), e.g. table2_ablation.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Run only shard K of N (cells K, K+N, ...; K from 1) of the plan: a Slurm array or N machines "
+                   "sharing one --out folder run the whole grid; 'hsibench report' shows the union.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cells, scenes, patches, epochs) and stop.")
 @_common_options
-def run(methods, dataset, scale, seed, experiment, dry_run, data_root, profile, device, amp, out, epochs, force,
-        overrides, split_file, progress) -> None:
+def run(methods, dataset, scale, seed, experiment, shard, dry_run, **options) -> None:
     """Train and evaluate methods on datasets and scales, then print a Table V-style summary.
 
     Example: hsibench run --methods bicubic,edsr,ssrnet --dataset synthetic --scale 2 --profile quick
     """
     from hsisr_bench.engine import distributed
+    from hsisr_bench.engine.plan import print_plan
+    from hsisr_bench.engine.runner import execute
 
-    runs = _plan(methods, dataset, scale, seed, experiment, data_root, profile, device, amp, epochs, overrides,
-                 split_file)
+    runs = _plan(methods, dataset, scale, seed, experiment, **options)
+    plan = _start(runs, options["out"], shard, options["threads"])
     if dry_run:
-        print_plan(runs, out)
+        if distributed.current().is_main:
+            print_plan(plan, click.echo)
         return
-    distributed.init_from_env(runs[0].device if runs[0].device != "auto" else "cpu")
-    records = execute(runs, out, force=force, progress=progress)
+    _announce_splits(plan.cells)
+    records = execute(plan.cells, force=options["force"], progress=options["progress"], notify=_echo,
+                      resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
     if distributed.current().is_main and records:
         click.echo("")
         click.echo(summary(records))
         overrides_used = {r["method"]: r["profile_overrides"] for r in records if r.get("profile_overrides")}
-        for method, options in overrides_used.items():
-            click.echo(f"Note: profile '{records[0]['profile']}' runs {method} with {options} (not the paper's size).")
+        for method, values in overrides_used.items():
+            click.echo(f"Note: profile '{records[0]['profile']}' runs {method} with {values} (not the paper's size).")
         if any(r.get("output_crop", {}).get("bands") for r in records):
             click.echo("Note: 3D-FCNN is scored on the aligned part of HR it produces: bands 5 to L-4 (1-based; "
                        "5-27 of 31) with a 6-pixel border removed.")
+        out = shlex.quote(str(options["out"]))
+        click.echo(f"Tables and figures: hsibench report --results {out}; hsibench figures --results {out}")
 
 
-def _one_cell(method, dataset, scale, seed, data_root, profile, device, amp, epochs, overrides,
-              split_file) -> RunConfig:
+def _one_cell(method, dataset, scale, seed, **options):
+    """The plan of ``train``/``evaluate``: exactly one cell."""
     if "," in method:
         raise ConfigError(f"--method {method!r}: give one method (use 'hsibench run' for several).")
     scales = config.parse_scales(scale)
     if len(scales) != 1:
         raise ConfigError(f"--scale {scale!r}: give one scale (use 'hsibench run' for several).")
-    runs = _plan(method, dataset, scale, str(seed), None, data_root, profile, device, amp, epochs, overrides,
-                 split_file)
-    return runs[0]
+    runs = _plan(method, dataset, scale, str(seed), None, **options)
+    return _start(runs[:1], options["out"], None, options["threads"])
 
 
 @click.command()
@@ -238,17 +212,17 @@ def _one_cell(method, dataset, scale, seed, data_root, profile, device, amp, epo
 @click.option("--scale", required=True, help="One integer scale >= 2.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed.")
 @_common_options
-def train(method, dataset, scale, seed, data_root, profile, device, amp, out, epochs, force, overrides, split_file,
-          progress) -> None:
+def train(method, dataset, scale, seed, **options) -> None:
     """Train one cell (checkpoint and train_log.csv in its run folder; resumes if interrupted).
 
     Multi-GPU: torchrun --nproc_per_node 2 -m hsisr_bench.cli train ... (gloo on CPU, NCCL on CUDA).
     """
-    from hsisr_bench.engine import distributed
+    from hsisr_bench.engine.runner import execute
 
-    cell = _one_cell(method, dataset, scale, seed, data_root, profile, device, amp, epochs, overrides, split_file)
-    distributed.init_from_env(cell.device if cell.device != "auto" else "cpu")
-    execute([cell], out, force=force, progress=progress, mode="train")
+    plan = _one_cell(method, dataset, scale, seed, **options)
+    _announce_splits(plan.cells)
+    execute(plan.cells, force=options["force"], progress=options["progress"], mode="train", notify=_echo,
+            resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
 
 
 @click.command()
@@ -256,11 +230,19 @@ def train(method, dataset, scale, seed, data_root, profile, device, amp, out, ep
 @click.option("--dataset", required=True, help="One dataset.")
 @click.option("--scale", required=True, help="One integer scale >= 2.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed.")
+@click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Score this weights file (a checkpoint.pt, an 'hsibench export-weights' file or a state_dict) "
+                   "instead of the cell's own training; its sha256 is recorded.")
 @_common_options
-def evaluate(method, dataset, scale, seed, data_root, profile, device, amp, out, epochs, force, overrides,
-             split_file, progress) -> None:
-    """Evaluate one trained cell (after ``hsibench train``) and write its metrics."""
-    cell = _one_cell(method, dataset, scale, seed, data_root, profile, device, amp, epochs, overrides, split_file)
-    records = execute([cell], out, force=force, progress=progress, mode="evaluate")
+def evaluate(method, dataset, scale, seed, weights, **options) -> None:
+    """Evaluate one trained cell (after ``hsibench train``), or given weights, and write its metrics.
+
+    Example: hsibench evaluate --method ssrnet --dataset cave --scale 4 --weights ssrnet_x4.pt
+    """
+    from hsisr_bench.engine.runner import execute
+
+    plan = _one_cell(method, dataset, scale, seed, **options)
+    records = execute(plan.cells, force=options["force"], progress=options["progress"], mode="evaluate",
+                      notify=_echo, weights=weights)
     if records:
         click.echo(summary(records))

@@ -4,20 +4,29 @@ A *data root* holds one folder per dataset (``CAVE/``, ``Harvard/``, ``Foster/``
 does not matter), or is itself the folder of one dataset. It is ``--data-root`` (the ``data_root``
 argument), else ``$HSIBENCH_DATA``, else ``./data``. ``synthetic`` needs no root: its scenes are
 generated in memory, unless a folder written by ``hsibench data synth`` is found there.
+
+The specs (``DATASETS``, :func:`get_dataset_spec`, :func:`register_dataset` for a lab's own dataset) live
+in :mod:`hsisr_bench.data.specs` and the header-only checks (:func:`preflight`) in
+:mod:`hsisr_bench.data.preflight`; both are importable from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from hsisr_bench.data import readers
+from hsisr_bench.data.preflight import preflight  # noqa: F401  (re-exported)
 from hsisr_bench.data.scene import Scene
+from hsisr_bench.data.specs import (  # noqa: F401  (re-exported: the public names of this module)
+    DATASETS, SYNTHETIC_DEFAULTS, DatasetSpec, get_dataset_spec, register_dataset, unregister_dataset,
+)
 from hsisr_bench.errors import ConfigError, DataError, did_you_mean
 
 PathLike = Union[str, os.PathLike]
@@ -29,99 +38,7 @@ DEFAULT_DATA_ROOT = "data"
 
 #: Arguments of ``make_synthetic_scenes`` that ``open_dataset("synthetic", ...)`` accepts as options.
 SYNTHETIC_ARGUMENTS = ("n_scenes", "size", "bands", "seed")
-_SYNTHETIC_DEFAULTS = {"n_scenes": 12, "size": 128, "bands": 31, "seed": 0}
-
-# Harvard's two archives unpack to these sub-folders (50 daylight + 27 indoor scenes).
-_HARVARD_SUBFOLDERS = ("cz_hsdb", "cz_hsdbi")
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class DatasetSpec:
-    """What a dataset is: its bands, wavelengths, normalisation and the files it expects.
-
-    Attributes:
-        name: the key in :data:`DATASETS` (``cave``, ``harvard``, ...).
-        title: a human-readable title with its reference.
-        bands: number of bands, or ``None`` when it varies (generic).
-        wavelengths: ``(bands,)`` band centres in nm, or ``None`` when unknown.
-        normalisation: how raw values are mapped to [0, 1] (text, for reports).
-        layout: the expected files under the data root (text, used in error messages).
-        folder_names: names of the dataset's folder under the data root (matched in any case).
-        reader: the :func:`load_scene` reader name for its scenes.
-    """
-
-    name: str
-    title: str
-    bands: Optional[int]
-    wavelengths: Optional[np.ndarray]
-    normalisation: str
-    layout: str
-    folder_names: tuple[str, ...] = ()
-    reader: str = "generic"
-
-
-def _synthetic_spec() -> DatasetSpec:
-    from hsisr_bench.data.synthetic import MANIFEST_NAME, synthetic_wavelengths
-
-    return DatasetSpec(
-        name="synthetic",
-        title="Synthetic procedural scenes (hsisr_bench.data.synthetic)",
-        bands=_SYNTHETIC_DEFAULTS["bands"],
-        wavelengths=synthetic_wavelengths(_SYNTHETIC_DEFAULTS["bands"]),
-        normalisation="none (generated in [0, 1])",
-        layout=(f"none needed (generated in memory); or a folder written by `hsibench data synth`: "
-                f"<data-root>/synthetic/{MANIFEST_NAME} plus one <scene>.npy (L, H, W) float32 per scene"),
-        folder_names=("synthetic",),
-        reader="synthetic",
-    )
-
-
-#: Every dataset the toolkit knows, by name.
-DATASETS: dict[str, DatasetSpec] = {
-    "cave": DatasetSpec(
-        name="cave",
-        title="CAVE multispectral (Yasuma et al. 2010)",
-        bands=readers.CAVE_BANDS,
-        wavelengths=readers.CAVE_WAVELENGTHS,
-        normalisation="÷ 65535 (16-bit PNG); ÷ 255 for 8-bit bands (watercolors_ms)",
-        layout=("<data-root>/CAVE/<scene>_ms/<scene>_ms/<scene>_ms_01.png ... _31.png (official nested "
-                "layout) or <data-root>/CAVE/<scene>_ms/<scene>_ms_01.png ... _31.png (flat)"),
-        folder_names=("CAVE", "complete_ms_data"),
-        reader="cave",
-    ),
-    "harvard": DatasetSpec(
-        name="harvard",
-        title="Harvard real-world HSIs (Chakrabarti & Zickler 2011)",
-        bands=len(readers.HARVARD_WAVELENGTHS),
-        wavelengths=readers.HARVARD_WAVELENGTHS,
-        normalisation="÷ max of the whole image",
-        layout=("<data-root>/Harvard/<scene>.mat (MATLAB, variable ref H x W x 31 and mask lbl), directly "
-                "or in the archives' sub-folders CZ_hsdb/ and CZ_hsdbi/"),
-        folder_names=("Harvard",),
-        reader="harvard",
-    ),
-    "foster": DatasetSpec(
-        name="foster",
-        title="Foster 2015 local-illumination HSIs (Nascimento, Amano & Foster 2016)",
-        bands=len(readers.FOSTER_WAVELENGTHS),
-        wavelengths=readers.FOSTER_WAVELENGTHS,
-        normalisation="÷ max of the whole image",
-        layout="<data-root>/Foster/<scene>.mat (MATLAB v5 or v7.3, variable hsi H x W x 33)",
-        folder_names=("Foster", "Foster2015"),
-        reader="foster",
-    ),
-    "synthetic": _synthetic_spec(),
-    "generic": DatasetSpec(
-        name="generic",
-        title="Any folder of cubes (.mat, .h5/.hdf5, .npy)",
-        bands=None,
-        wavelengths=None,
-        normalisation="÷ max when values exceed 1, else kept (reader option normalise=)",
-        layout="<data-root>/<scene>.mat | .h5 | .hdf5 | .npy, one cube per file (the data root itself)",
-        folder_names=(),
-        reader="generic",
-    ),
-}
+_SYNTHETIC_DEFAULTS = SYNTHETIC_DEFAULTS
 
 
 class Dataset:
@@ -179,11 +96,24 @@ class Dataset:
             wavelengths = None if scene.wavelengths is None else scene.wavelengths.copy()
             return dataclasses.replace(scene, cube=scene.cube.copy(), wavelengths=wavelengths,
                                        extras=extras)
-        return readers.load_scene(self._sources[scene_name], self.spec.reader, **self._reader_options)
+        source = self._sources[scene_name]
+        if isinstance(self.spec.reader, str):
+            return readers.load_scene(source, self.spec.reader, **self._reader_options)
+        return _call_reader(self.spec, source, scene_name, self._reader_options)
 
     def load_all(self) -> list[Scene]:
         """Load every scene, in :attr:`scene_names` order."""
         return [self.load(name) for name in self.scene_names]
+
+    def preflight(self, names: Optional[Sequence[str]] = None) -> None:
+        """Check the named scenes (default: all) from file lists and headers, without decoding them.
+
+        See :func:`hsisr_bench.data.preflight.preflight`.
+
+        Raises:
+            DataError: one error listing every broken scene and what is wrong with it.
+        """
+        preflight(self, names)
 
     def _check_name(self, scene_name: str) -> None:
         if scene_name not in self._sources and scene_name not in self._scenes:
@@ -278,6 +208,11 @@ def _by_stem(files: list[Path], folder: Path) -> dict[str, Path]:
 def discover_scenes(spec: DatasetSpec, folder: Path) -> dict[str, Path]:
     """Find the scenes of a dataset in its folder.
 
+    Hidden entries (``.x``, and the macOS ``._x`` metadata files) are never scenes. The spec says
+    what a scene is: ``discover`` (a callable), else one sub-folder per scene (``scene_folders``; with
+    the ``cave`` reader only folders that look like CAVE scenes), else one file per scene (``suffixes``,
+    also searched in ``subfolders``). Names in ``spec.exclude`` are left out.
+
     Args:
         spec: the dataset.
         folder: the dataset's folder (e.g. ``<data-root>/CAVE``).
@@ -288,20 +223,71 @@ def discover_scenes(spec: DatasetSpec, folder: Path) -> dict[str, Path]:
         silently skipped.
 
     Raises:
-        DataError: two files claim the same scene name, or a folder cannot be listed.
+        DataError: two files claim the same scene name, a folder cannot be listed, or a ``discover``
+            callable fails or returns something other than ``{name: path}``.
+        ConfigError: the spec gives no way to find scenes.
     """
-    if spec.name == "cave":
-        return {c.name: c for c in _visible_children(folder) if c.is_dir() and _is_cave_scene_folder(c)}
-    if spec.name == "harvard":
-        files = _files_with_suffix(folder, (".mat",))
-        for sub in _children_named(folder, _HARVARD_SUBFOLDERS):
-            files += _files_with_suffix(sub, (".mat",))
-        return _by_stem(files, folder)
-    if spec.name == "foster":
-        return _by_stem(_files_with_suffix(folder, (".mat",)), folder)
-    if spec.name == "generic":
-        return _by_stem(_files_with_suffix(folder, readers.GENERIC_SUFFIXES), folder)
-    raise ConfigError(f"dataset {spec.name!r} has no folder to discover scenes in.")
+    if spec.discover is not None:
+        found = _call_discover(spec, folder)
+    elif spec.scene_folders:
+        is_scene = _is_cave_scene_folder if spec.reader == "cave" else (lambda _folder: True)
+        found = {c.name: c for c in _visible_children(folder) if c.is_dir() and is_scene(c)}
+    elif spec.suffixes:
+        files = _files_with_suffix(folder, spec.suffixes)
+        for sub in _children_named(folder, spec.subfolders):
+            files += _files_with_suffix(sub, spec.suffixes)
+        found = _by_stem(files, folder)
+    else:
+        raise ConfigError(f"dataset {spec.name!r} has no folder to discover scenes in.")
+    return {name: path for name, path in found.items() if name not in spec.exclude}
+
+
+def _call_discover(spec: DatasetSpec, folder: Path) -> dict[str, Path]:
+    """Run a registered dataset's ``discover`` callable and check what it returns."""
+    assert spec.discover is not None
+    try:
+        found = spec.discover(folder)
+    except DataError:
+        raise
+    except Exception as error:  # a plugin's bug: say whose, keep the cause
+        raise DataError(f"dataset {spec.name!r} (registered by {spec.origin}): its discover({folder}) "
+                        f"failed: {type(error).__name__}: {error}. Fix the plugin.") from error
+    if not isinstance(found, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, os.PathLike))
+                                                 for k, v in found.items()):
+        raise DataError(f"dataset {spec.name!r} (registered by {spec.origin}): discover({folder}) must return "
+                        f"a dict of scene name -> path; got {type(found).__name__}. Fix the plugin.")
+    return {name: Path(path) for name, path in found.items() if not name.startswith(".")}
+
+
+def _call_reader(spec: DatasetSpec, source: Path, scene_name: str, options: dict[str, Any]) -> Scene:
+    """Load one scene with a registered dataset's reader callable and check the result."""
+    owner = f"dataset {spec.name!r} (registered by {spec.origin})"
+    scene = spec.reader(source, **options)  # type: ignore[operator]  # a callable: see DatasetSpec.reader
+    if not isinstance(scene, Scene):
+        raise DataError(f"{owner}: its reader {spec.reader_name} returned {type(scene).__name__} for "
+                        f"{source}; it must return a hsisr_bench.data.Scene. Fix the plugin.")
+    cube = scene.cube
+    if not isinstance(cube, np.ndarray) or cube.ndim != 3:
+        raise DataError(f"{owner}: its reader {spec.reader_name} returned a cube of shape "
+                        f"{np.shape(cube)} for {source}; expected (L, H, W). Fix the plugin.")
+    if cube.dtype != np.float32 or not cube.flags.c_contiguous:
+        cube = np.ascontiguousarray(cube, dtype=np.float32)
+    # The split works by the discovered names: keep the scene's name and dataset consistent with it.
+    return dataclasses.replace(scene, name=scene_name, cube=cube, dataset=scene.dataset or spec.name,
+                               source=scene.source or source)
+
+
+def _check_callable_options(spec: DatasetSpec, options: dict[str, Any]) -> None:
+    """Raise ConfigError when a registered reader callable does not take the given options."""
+    if not options:
+        return
+    try:
+        inspect.signature(spec.reader).bind(Path("."), **options)  # type: ignore[arg-type]
+    except TypeError as error:
+        raise ConfigError(f"option(s) {', '.join(sorted(options))} do not apply to dataset {spec.name!r}: "
+                          f"its reader {spec.reader_name} (registered by {spec.origin}) says: {error}.") from None
+    except ValueError:  # no signature (a builtin): let the call decide
+        pass
 
 
 def _find_dataset_folder(spec: DatasetSpec, root: Path, origin: str) -> tuple[Path, dict[str, Path]]:
@@ -391,47 +377,49 @@ def _open_synthetic(spec: DatasetSpec, data_root: Optional[PathLike], options: d
 # --------------------------------------------------------------------------------------------------
 
 
-def get_dataset_spec(name: str) -> DatasetSpec:
-    """Return the spec of a dataset by name (any case).
-
-    Raises:
-        ConfigError: unknown name, with a did-you-mean hint.
-    """
-    key = str(name).lower()
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r} (--dataset). {did_you_mean(str(name), DATASETS)}")
-    return DATASETS[key]
-
-
-def open_dataset(name: str, data_root: Optional[PathLike] = None, **options: Any) -> Dataset:
+def open_dataset(name: str, data_root: Optional[PathLike] = None, *, key: Optional[str] = None,
+                 **options: Any) -> Dataset:
     """Find a dataset's scenes under the data root.
 
     Args:
-        name: ``cave``, ``harvard``, ``foster``, ``synthetic`` or ``generic`` (any case).
+        name: ``cave``, ``cave31``, ``harvard``, ``foster``, ``synthetic``, ``generic`` or a dataset added
+            with :func:`register_dataset` (any case).
         data_root: the data root (``--data-root``); ``None`` uses ``$HSIBENCH_DATA``, else ``./data``.
             It may hold the dataset's folder (``CAVE/``, ``Harvard/``, ``Foster/``, any case) or be that
             folder itself; for ``generic`` it is the folder of cubes. ``synthetic`` is generated in
             memory unless the root holds a folder written by ``hsibench data synth`` (it must, when
             ``data_root`` is given).
+        key: the variable holding the cube in each ``.mat``/``.h5`` file (``--set dataset.key=NAME``),
+            for ``harvard`` (default ``ref``), ``foster`` (default ``hsi``) and ``generic``; ``None``
+            keeps the dataset's own.
         **options: for ``synthetic`` in memory, the generator arguments ``n_scenes``, ``size``,
-            ``bands``, ``seed``; otherwise reader options passed to ``load_scene`` for every scene
-            (e.g. ``min_bands``, and ``key``, ``band_axis``, ``normalise`` for ``generic``).
+            ``bands``, ``seed``; otherwise reader options passed to the reader for every scene
+            (e.g. ``min_bands``, and ``band_axis``, ``normalise`` for ``generic``).
 
     Returns:
         A :class:`Dataset`; scenes are read from disk only when loaded.
 
     Raises:
-        ConfigError: unknown dataset name (with did-you-mean) or option.
+        ConfigError: unknown dataset name (with did-you-mean) or option (``key`` for a dataset
+            without variables, such as CAVE).
         DataError: the data root or the dataset folder is missing or holds no scenes; the message
             lists every path looked at, the expected layout and how to set the data root.
     """
     spec = get_dataset_spec(name)
     options = dict(options)
+    if key is not None:
+        options["key"] = key
     if "name" in options:
         raise ConfigError("option 'name' renames one scene; it cannot apply to a whole dataset.")
     if spec.name == "synthetic":
         return _open_synthetic(spec, data_root, options)
-    readers.check_reader_options(spec.reader, options)
+    if isinstance(spec.reader, str):
+        if "key" in options and "key" not in readers.reader_options(spec.reader):
+            raise ConfigError(f"--set dataset.key={options['key']} does not apply to dataset {spec.name!r}: its "
+                              f"scenes are not files of named variables. Drop the option.")
+        readers.check_reader_options(spec.reader, options)
+    else:
+        _check_callable_options(spec, options)
     root = resolve_data_root(data_root)
     folder, sources = _find_dataset_folder(spec, root, _root_origin(data_root))
     return Dataset(spec, folder, sources=sources, reader_options=options)

@@ -148,7 +148,8 @@ class PatchBank(Dataset):
         _check_scenes(scenes)
         self.scene_names = tuple(scene.name for scene in scenes)
         self.bands = int(scenes[0].cube.shape[0])
-        _check_patch_fits(scenes, self.rescales, self.hr_patch, self.lr_patch, self.scale)
+        _check_patch_fits(scenes, self.rescales, self.hr_patch, self.lr_patch, self.scale,
+                          hr_given=hr_patch is not None)
 
         #: Cache files read from / written to ``cache_dir`` while building (tests and logs use them).
         self.cache_hits = 0
@@ -502,17 +503,59 @@ def _check_scenes(scenes: Sequence[Scene]) -> None:
 
 
 def _check_patch_fits(scenes: Sequence[Scene], rescales: tuple[float, ...], hr_patch: int, lr_patch: int,
-                      scale: int) -> None:
+                      scale: int, hr_given: bool = False) -> None:
     """Raise ``DataError`` naming the first scene that is smaller than the HR patch after rescaling."""
     for scene in scenes:
         _, height, width = scene.cube.shape
-        for r in rescales:
-            h, w = output_length(height, r), output_length(width, r)
-            if h < hr_patch or w < hr_patch:
-                # The largest LR patch whose HR patch fits this scene at every factor.
-                fits = min(output_length(min(height, width), f) for f in rescales) // scale
-                raise DataError(
-                    f"Scene {scene.name} is {h}x{w} pixels after rescaling by {r:g} ({height}x{width} before), "
-                    f"smaller than the {hr_patch}x{hr_patch} HR patch (LR patch {lr_patch} at x{scale}). "
-                    f"Use a smaller lr_patch (at most {fits} fits this scene at every factor), or drop the "
-                    f"rescaling factor {r:g} from rescales.")
+        problem = patch_fit_problem(scene.name, height, width, rescales, hr_patch, lr_patch, scale, hr_given)
+        if problem:
+            raise DataError(problem)
+
+
+def patch_fit_problem(name: str, height: int, width: int, rescales: Sequence[float], hr_patch: int,
+                      lr_patch: int, scale: int, hr_given: bool = False) -> str:
+    """Say why a ``height`` x ``width`` training scene cannot give HR patches, with advice that works.
+
+    Dropping a rescaling factor only helps when the scene fits the patch at some other factor; when it
+    does not fit even at the largest factor, the advice is a smaller patch (or leaving the scene out of
+    training), never dropping factors.
+
+    Args:
+        name: the scene name (for the message).
+        height, width: the scene's size in pixels.
+        rescales: the rescaling factors of the protocol (``protocol.rescales``).
+        hr_patch, lr_patch: the HR and LR patch sides (``hr_patch == lr_patch * scale``).
+        scale: the upscaling factor.
+        hr_given: the protocol sets ``hr_patch`` (the advice then names it instead of ``lr_patch``).
+
+    Returns:
+        The message, or ``""`` when the scene gives a patch at every factor.
+    """
+    failing = [r for r in rescales if min(output_length(height, r), output_length(width, r)) < hr_patch]
+    if not failing:
+        return ""
+    r = failing[0]
+    h, w = output_length(height, r), output_length(width, r)
+    # The largest LR patch whose HR patch fits this scene at every factor.
+    fits = min(output_length(min(height, width), f) for f in rescales) // scale
+    if hr_given:
+        patch_advice = (f"a smaller hr_patch (at most {fits * scale} fits this scene at every factor: "
+                        f"--set protocol.hr_patch={fits * scale})")
+    else:
+        patch_advice = (f"a smaller lr_patch (at most {fits} fits this scene at every factor: "
+                        f"--set protocol.lr_patch={fits})")
+    if fits < 1:
+        patch_advice = "a smaller patch cannot help (not even 1 LR pixel fits at every factor)"
+    kept = [f for f in rescales if f not in failing]
+    if kept:
+        factors = ", ".join(f"{f:g}" for f in failing)
+        advice = (f"Use {patch_advice}, or drop the rescaling factor(s) {factors} from rescales "
+                  f"(--set protocol.rescales=[{', '.join(f'{f:g}' for f in kept)}]).")
+    else:
+        largest = max(rescales)
+        advice = (f"The scene is smaller than the patch even at the largest factor {largest:g}, so dropping "
+                  f"rescaling factors cannot help. Use {patch_advice}" if fits >= 1 else
+                  f"The scene is smaller than the patch even at the largest factor {largest:g}: {patch_advice}")
+        advice += "; or leave the scene out of training (a split file that puts it in test)."
+    return (f"Scene {name} is {h}x{w} pixels after rescaling by {r:g} ({height}x{width} before), smaller than "
+            f"the {hr_patch}x{hr_patch} HR patch (LR patch {lr_patch} at x{scale}). {advice}")

@@ -55,8 +55,8 @@ _COMMON_OPTIONS = {"min_bands", "name"}
 _MAT_OPTIONS = _COMMON_OPTIONS | {"negative"}
 _OPTIONS = {
     "cave": _COMMON_OPTIONS,
-    "harvard": _MAT_OPTIONS,
-    "foster": _MAT_OPTIONS,
+    "harvard": _MAT_OPTIONS | {"key"},
+    "foster": _MAT_OPTIONS | {"key"},
     "generic": _MAT_OPTIONS | {"key", "band_axis", "normalise"},
     "synthetic": _MAT_OPTIONS | {"key", "band_axis", "normalise"},
 }
@@ -88,8 +88,9 @@ def load_scene(path: PathLike, dataset: Optional[str] = None, **options: Any) ->
             * ``name`` (all): the scene name; default the CAVE folder name or the file stem.
             * ``negative`` (``.mat``/``.h5``/``.npy``, default ``"error"``): ``"error"`` rejects negative
               values, ``"clip"`` sets them to 0 first.
-            * ``key`` (generic): the variable (``.mat``) or dataset path (``.h5``) holding the cube.
-              Without it the only 3-D array is taken; when there are several, the one with the most
+            * ``key`` (harvard, foster, generic; ``--set dataset.key=NAME`` on the command line): the
+              variable (``.mat``) or dataset path (``.h5``) holding the cube. Harvard reads ``ref`` and
+              Foster ``hsi`` without it; generic takes the only 3-D array; when there are several, the one with the most
               bands (band axis found as below) is taken, and a tie is an error.
             * ``band_axis`` (generic): which axis of the stored array holds the bands. Axes count in
               MATLAB order (H x W x L) for ``.mat`` files of any version and for HDF5 datasets that carry
@@ -138,6 +139,15 @@ def _check_reader_name(dataset: str) -> str:
     if name not in READERS:
         raise ConfigError(f"unknown dataset reader {dataset!r}. {did_you_mean(str(dataset), READERS)}")
     return name
+
+
+def reader_options(reader: str) -> frozenset[str]:
+    """The options the named reader takes (``min_bands``, ``key``, ...).
+
+    Raises:
+        ConfigError: an unknown reader name.
+    """
+    return frozenset(_OPTIONS[_check_reader_name(reader)])
 
 
 def check_reader_options(reader: str, options: dict[str, Any]) -> None:
@@ -236,6 +246,8 @@ def _cave_band_files(folder: Path) -> list[tuple[Path, re.Match]]:
     """Files of ``folder`` named like a band, ``<prefix>_<number>.png``."""
     matches = []
     for entry in folder.iterdir():
+        if entry.name.startswith("."):  # hidden files, and the macOS "._<name>" metadata twins
+            continue
         match = _BAND_FILE.match(entry.name)
         if match and entry.is_file():
             matches.append((entry, match))
@@ -251,7 +263,8 @@ def _cave_band_folder(scene_dir: Path) -> Path:
         )
     if _cave_band_files(scene_dir):
         return scene_dir
-    nested = [d for d in sorted(scene_dir.iterdir()) if d.is_dir() and _cave_band_files(d)]
+    nested = [d for d in sorted(scene_dir.iterdir())
+              if not d.name.startswith(".") and d.is_dir() and _cave_band_files(d)]
     same_name = [d for d in nested if d.name == scene_dir.name]
     if same_name:
         return same_name[0]
@@ -480,18 +493,22 @@ def _read_mat_arrays(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray
 
 
 def _read_mat_variables(path: Path, required: str, optional: tuple[str, ...],
-                        dataset_title: str) -> tuple[dict[str, np.ndarray], str]:
+                        dataset_title: str, from_key: bool = False) -> tuple[dict[str, np.ndarray], str]:
     """A required variable (and any optional ones present) of a ``.mat`` file, in MATLAB order.
 
     Raises a DataError listing the variables found when ``required`` is missing.
     """
     variables = _list_mat_variables(path)
     names = {name for name, _, _ in variables}
+    if required not in names and from_key:
+        raise DataError(f"{path}: no variable {required!r} (--set dataset.key={required}). Variables found: "
+                        f"{_describe_variables(variables)}. Name one of those with --set dataset.key=NAME.")
     if required not in names:
         raise DataError(
             f"{path}: no variable {required!r}, which a {dataset_title} file must hold. Variables "
-            f"found: {_describe_variables(variables)}. Use the original {dataset_title} file, or read "
-            f"it with dataset='generic' and key=<variable>; a truncated file also lacks variables."
+            f"found: {_describe_variables(variables)}. Use the original {dataset_title} file, or name the "
+            f"variable holding the cube with --set dataset.key=NAME (reader option key=NAME); a "
+            f"truncated file also lacks variables."
         )
     arrays, version = _read_mat_arrays(path, [required] + [n for n in optional if n in names])
     if required not in arrays:
@@ -514,13 +531,14 @@ def _matlab_cube_to_lhw(array: np.ndarray, path: Path, variable: str, bands: int
 
 
 def _read_divide_by_max(path: Path, variable: str, title: str, bands: int, negative: str,
-                        optional: tuple[str, ...] = ()) -> tuple[np.ndarray, dict[str, Any]]:
+                        optional: tuple[str, ...] = (), from_key: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """Shared Harvard/Foster path: read, check, divide by the maximum of the whole image.
 
-    Returns the ``(L, H, W)`` float32 cube and the scene extras (the optional variables read included,
-    still in MATLAB order).
+    ``from_key``: ``variable`` was named by the user (``key``), not the dataset's own. Returns the
+    ``(L, H, W)`` float32 cube and the scene extras (the optional variables read included, still in
+    MATLAB order).
     """
-    arrays, version = _read_mat_variables(path, variable, optional, title)
+    arrays, version = _read_mat_variables(path, variable, optional, title, from_key)
     array = arrays.pop(variable)
     disk_dtype = str(array.dtype)
     cube = _matlab_cube_to_lhw(array, path, variable, bands)  # (L, H, W) view
@@ -534,9 +552,9 @@ def _read_divide_by_max(path: Path, variable: str, title: str, bands: int, negat
 
 
 def _read_harvard(path: Path, min_bands: int = 3, name: Optional[str] = None,
-                  negative: str = "error") -> Scene:
-    cube, extras = _read_divide_by_max(path, HARVARD_VARIABLE, "Harvard", len(HARVARD_WAVELENGTHS),
-                                       negative, optional=(HARVARD_MASK,))
+                  negative: str = "error", key: Optional[str] = None) -> Scene:
+    cube, extras = _read_divide_by_max(path, key or HARVARD_VARIABLE, "Harvard", len(HARVARD_WAVELENGTHS),
+                                       negative, optional=(HARVARD_MASK,), from_key=key is not None)
     _check_bands(cube.shape[0], path, min_bands)
     if HARVARD_MASK in extras:
         mask = np.ascontiguousarray(extras[HARVARD_MASK])
@@ -549,9 +567,9 @@ def _read_harvard(path: Path, min_bands: int = 3, name: Optional[str] = None,
 
 
 def _read_foster(path: Path, min_bands: int = 3, name: Optional[str] = None,
-                 negative: str = "error") -> Scene:
-    cube, extras = _read_divide_by_max(path, FOSTER_VARIABLE, "Foster 2015", len(FOSTER_WAVELENGTHS),
-                                       negative)
+                 negative: str = "error", key: Optional[str] = None) -> Scene:
+    cube, extras = _read_divide_by_max(path, key or FOSTER_VARIABLE, "Foster 2015", len(FOSTER_WAVELENGTHS),
+                                       negative, from_key=key is not None)
     _check_bands(cube.shape[0], path, min_bands)
     return Scene(name=name or path.stem, cube=cube, wavelengths=FOSTER_WAVELENGTHS.copy(),
                  dataset="foster", source=path, extras=extras)
@@ -596,12 +614,13 @@ def _pick_variable(path: Path, shapes: dict[str, tuple[tuple[int, ...], bool]], 
     if key is not None:
         key = key.lstrip("/")
         if key not in shapes:
-            raise DataError(f"{path}: no variable {key!r} (key). Variables found: {listing}.")
+            raise DataError(f"{path}: no variable {key!r} (--set dataset.key / key=). Variables found: "
+                            f"{listing}. Name one of those.")
         return key
     three_d = {name: info for name, info in shapes.items() if len(info[0]) == 3}
     if not three_d:
         raise DataError(f"{path}: no 3-D array (a cube) found. Variables found: {listing}. "
-                        "Pass key=<variable> to name the cube.")
+                        "Name the cube with --set dataset.key=NAME (reader option key=NAME).")
     if len(three_d) == 1:
         return next(iter(three_d))
     bands = {}
@@ -611,7 +630,8 @@ def _pick_variable(path: Path, shapes: dict[str, tuple[tuple[int, ...], bool]], 
     most = max(bands.values())
     best = [name for name, count in bands.items() if count == most]
     if len(best) > 1 or most == 0:
-        raise DataError(f"{path}: several 3-D arrays could be the cube ({listing}). Pass key=<variable>.")
+        raise DataError(f"{path}: several 3-D arrays could be the cube ({listing}). Name it with "
+                        "--set dataset.key=NAME (reader option key=NAME).")
     return best[0]
 
 

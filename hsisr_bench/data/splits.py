@@ -3,7 +3,10 @@
 A split assigns whole scenes to training or testing: 80% of the scenes for training by default,
 drawn by a seeded permutation of the sorted scene names, so the split depends only on the set of
 names and the seed, never on the order a folder listing returns them in. Every method of a
-benchmark uses the same split file; ``configs/splits/cave.json`` is the canonical CAVE split.
+benchmark uses the same split file; ``configs/splits/cave.json`` is the canonical CAVE split and
+``configs/splits/cave31.json`` that of the paper's 31-scene CAVE set (``cave.json`` less ``watercolors_ms``).
+A split file is a contract: :func:`split_for_dataset` never redraws it, and restricting it to the
+scenes present is recorded in :attr:`Split.restriction`.
 
 Split file format (JSON object)::
 
@@ -19,9 +22,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -45,7 +48,13 @@ class Split:
         train_fraction: the fraction of scenes asked for training (``None`` for a hand-written list).
         dataset: the dataset the names belong to, if known.
         note: how this split was obtained when it is not the plain result of ``make_split``
-            (restricted to the scenes present, recomputed, scenes left out, ...); empty otherwise.
+            (restricted to the scenes present, computed, present scenes not used, ...); empty otherwise.
+        restriction: ``None`` for a split used as its file states it; else a dict describing how it
+            was restricted to the scenes present: ``source`` (the split file, or
+            ``canonical split configs/splits/<name>.json``), ``missing`` (sorted absent scene names),
+            ``train`` and ``test`` (the scenes kept, sorted), ``file_train`` and ``file_test`` (how
+            many scenes the file has on each side) and, from :func:`split_for_dataset`, ``canonical``
+            (whether the split is the dataset's canonical one). Not part of the file format (``to_dict``).
     """
 
     train: tuple[str, ...]
@@ -54,6 +63,8 @@ class Split:
     train_fraction: Optional[float] = 0.8
     dataset: Optional[str] = None
     note: str = ""
+    # A dict is unhashable: leave it out of the hash (equal splits still compare it).
+    restriction: Optional[dict] = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         # Normalise to sorted tuples so equal splits compare equal whatever the input order.
@@ -89,53 +100,63 @@ class Split:
         """
         return atomic_write(path, lambda handle: handle.write(self.to_json().encode("utf-8")))
 
-    def restrict(self, available_names: Iterable[str]) -> "Split":
-        """Return this split limited to the scenes that are present.
+    def restrict(self, available_names: Iterable[str], *, source: Optional[str] = None) -> "Split":
+        """Return this split limited to the scenes that are present, with the restriction recorded.
 
-        Present scenes keep their assignment. When that leaves no training scene or no test scene
-        (for example when only a few scenes of a dataset are on disk and all fall on one side), a
-        new split is drawn over the present scenes of this split, with this split's seed and
-        fraction. Present scenes this split does not name are left out. ``note`` says what happened.
+        Present scenes keep their assignment; nothing is ever redrawn, so no test scene can move to
+        training. Present scenes this split does not name are not used (``note`` lists them). When
+        scenes of the split are absent, the result's :attr:`restriction` describes what was dropped
+        and ``note`` says so in one line.
 
         Args:
             available_names: the scene names present on disk.
+            source: where the split came from (a file path), recorded in :attr:`restriction`.
 
         Returns:
             The restricted split (``self`` when every scene is present and none is unknown).
 
         Raises:
-            DataError: when fewer than 2 scenes of this split are present.
+            DataError: when the restriction leaves no training scene or no test scene.
         """
         present = set(available_names)
         known = set(self.train) | set(self.test)
         unknown = sorted(present - known)
-        kept = present & known
         notes = []
         if unknown:
-            notes.append(f"{len(unknown)} present scene(s) not in the split left out: {', '.join(unknown)}")
-        if kept == known:
+            notes.append(f"{len(unknown)} present scene(s) not in the split are not used: {', '.join(unknown)}")
+        missing = sorted(known - present)
+        if not missing:
             if not unknown:
                 return self
             return replace(self, note=_join_notes(self.note, *notes))
-        if len(kept) < 2:
+        train = tuple(name for name in self.train if name in present)
+        test = tuple(name for name in self.test if name in present)
+        where = source or "the split"
+        if not train or not test:
+            side = "training" if not train else "test"
             raise DataError(
-                f"Only {len(kept)} of the {len(known)} scenes of the split are present "
-                f"({', '.join(sorted(kept)) or 'none'}); a split needs at least 2 scenes. "
-                f"Add the missing scene folders to the data root or pass another split file.")
-        train = [name for name in self.train if name in present]
-        test = [name for name in self.test if name in present]
-        if train and test:
-            notes.insert(0, f"split restricted to {len(kept)} of {len(known)} scenes present "
-                            f"({len(train)} train, {len(test)} test)")
-            return replace(self, train=tuple(train), test=tuple(test), note=_join_notes(self.note, *notes))
-        side = "training" if not train else "test"
-        seed = 0 if self.seed is None else self.seed
-        fraction = 0.8 if self.train_fraction is None else self.train_fraction
-        redrawn = make_split(sorted(kept), train_fraction=fraction, seed=seed, dataset=self.dataset)
-        notes.insert(0, f"split restricted to {len(kept)} of {len(known)} scenes present left no {side} "
-                        f"scene, so a new split was drawn over the present scenes (seed {seed}, "
-                        f"train fraction {fraction}: {len(redrawn.train)} train, {len(redrawn.test)} test)")
-        return replace(redrawn, note=_join_notes(self.note, *notes))
+                f"{where} names {len(known)} scenes; only {len(train) + len(test)} are present "
+                f"({', '.join(sorted(train + test)) or 'none'}), and they leave no {side} scene. A split is "
+                f"never redrawn behind your back (that would move scenes between training and test). Add "
+                f"the missing scene folders ({_short_list(missing)}) to the data root, or write a split "
+                f"file for the scenes you have (`hsibench data split --dataset {self.dataset or 'NAME'} "
+                f"--data-root DIR --out FILE`) and pass it with --split-file FILE.")
+        restriction = {"source": where, "missing": missing, "train": list(train), "test": list(test),
+                       "file_train": len(self.train), "file_test": len(self.test)}
+        restricted = replace(self, train=train, test=test, restriction=restriction)
+        notes.insert(0, restricted.restriction_text())
+        return replace(restricted, note=_join_notes(self.note, *notes))
+
+    def restriction_text(self) -> str:
+        """One line describing :attr:`restriction` for the run output (empty when not restricted)."""
+        info = self.restriction
+        if not info:
+            return ""
+        total = info["file_train"] + info["file_test"]
+        return (f"split restricted to {len(info['train']) + len(info['test'])} of {total} scenes present "
+                f"({len(info['train'])} train, {len(info['test'])} test; the split file has "
+                f"{info['file_train']} train, {info['file_test']} test): {info['source']} names "
+                f"{len(info['missing'])} absent scene(s): {', '.join(info['missing'])}")
 
 
 def make_split(scene_names: Iterable[str], *, train_fraction: float = 0.8, seed: int = 0,
@@ -245,33 +266,38 @@ def canonical_split_path(dataset_name: str) -> Path:
 
 
 def split_for_dataset(dataset_name: str, scene_names: Iterable[str], split_file: Union[str, Path, None] = None,
-                      seed: int = 0) -> Split:
+                      seed: int = 0, *, restrict: bool = False) -> Split:
     """Return the split to use for a dataset whose scenes ``scene_names`` are present.
 
     Order of preference: ``split_file`` when given; else the committed canonical split
     ``configs/splits/<dataset>.json`` when it exists; else a split computed by ``make_split`` with
-    ``seed``. A split read from a file is restricted to the present scenes (``Split.restrict``):
-    names of absent scenes are dropped, present scenes the file does not name are left out, and
-    ``note`` says so.
+    ``seed``. A split file is a contract: an explicit ``split_file`` that names absent scenes is an
+    error listing them, unless ``restrict`` (``--set dataset.restrict_split=true``); the canonical split
+    is always restricted to the scenes present (a partial download is common). A restricted split keeps
+    every present scene's side and carries :attr:`Split.restriction` (and a line in ``note``); it is
+    never redrawn. Present scenes the file does not name are not used (``note`` says so).
 
     Args:
-        dataset_name: the dataset (``cave``, ``harvard``, ``foster``, ``synthetic``, ...).
+        dataset_name: the dataset (``cave``, ``cave31``, ``harvard``, ``foster``, ``synthetic``, ...).
         scene_names: the scene names present.
         split_file: a split file to use instead of the canonical one.
         seed: the seed of a computed split (unused when a split file is read).
+        restrict: allow an explicit ``split_file`` naming absent scenes, restricted to the present ones.
 
     Returns:
         The ``Split``.
 
     Raises:
         DataError: on a missing or malformed split file, a split file written for another dataset,
-            or fewer than 2 usable scenes.
+            an explicit split file naming absent scenes (without ``restrict``), a restriction that
+            leaves no training or no test scene, or fewer than 2 scenes for a computed split.
     """
     names = sorted(set(scene_names))
     if split_file is not None:
-        path, origin = Path(split_file), f"split file {split_file}"
+        path = Path(split_file)
+        origin = f"split file {split_file}"
     else:
-        path, origin = canonical_split_path(dataset_name), None
+        path = canonical_split_path(dataset_name)
         if not path.is_file():
             split = make_split(names, seed=seed, dataset=dataset_name)
             return replace(split, note=f"no split file and no canonical split for dataset '{dataset_name}'; "
@@ -281,10 +307,26 @@ def split_for_dataset(dataset_name: str, scene_names: Iterable[str], split_file:
     if split.dataset is not None and split.dataset.lower() != dataset_name.lower():
         raise DataError(f"Split file {path} is for dataset '{split.dataset}', not '{dataset_name}'. "
                         f"Pass a split file for '{dataset_name}', or none to use its canonical split.")
-    restricted = split.restrict(names)
+    missing = sorted(set(split.scenes) - set(names))
+    if missing and split_file is not None and not restrict:
+        raise DataError(
+            f"Split file {split_file} names {len(missing)} scene(s) that are not in the dataset "
+            f"'{dataset_name}' ({len(names)} scenes present): {', '.join(missing)}. A split file is used as "
+            f"written: add those scenes to the data root, fix the file, or pass "
+            f"--set dataset.restrict_split=true to use only the present scenes of the file (the restriction "
+            f"is recorded with the results).")
+    restricted = split.restrict(names, source=origin)
     if restricted is split:
         return split
-    return replace(restricted, note=f"{origin}: {restricted.note}")
+    if restricted.restriction is None:  # only present scenes the file does not name: say which file
+        return replace(restricted, note=f"{origin}: {restricted.note}")
+    return replace(restricted, restriction={**restricted.restriction, "canonical": split_file is None})
+
+
+def _short_list(names: Sequence[str], limit: int = 8) -> str:
+    """``a, b, c`` or ``a, b, ... (N more)`` for a message."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit} more)"
 
 
 def _join_notes(*parts: str) -> str:

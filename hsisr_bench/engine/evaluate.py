@@ -1,7 +1,6 @@
-"""One cell end to end: data -> split -> (training) -> test regions -> inference -> metrics -> results store.
+"""The pieces of a cell: its data and split, its network, its resolved config, its scoring.
 
-:func:`run_cell` is what ``hsibench run`` calls for every cell (dataset × scale × method[+variant] × seed)
-and ``hsibench train`` / ``hsibench evaluate`` call for one. Evaluation follows PROTOCOL.md sections 2
+``engine/runner.py`` puts them together for every planned cell (``run_cell``). Evaluation follows PROTOCOL.md sections 2
 and 5: per test scene the top-left ``test_region`` square (after the dataset's normalisation), cropped
 to a multiple of the scale, degraded with MATLAB ``imresize``, super-resolved tile by tile,
 ``clip(0, 1)``, and scored against the target cropped by the method's output crop.
@@ -9,6 +8,7 @@ to a multiple of the scale, degraded with MATLAB ``imresize``, super-resolved ti
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -21,10 +21,9 @@ import torch.nn as nn
 
 from hsisr_bench import results
 from hsisr_bench.config import RunConfig
-from hsisr_bench.engine import distributed
-from hsisr_bench.engine.train import TrainSettings, load_checkpoint, output_crop_of, train
-from hsisr_bench.errors import ConfigError, DataError, ResultsError
-from hsisr_bench.registry import MethodInfo, OutputCrop, count_parameters, create_method, get_method_info
+from hsisr_bench.engine.train import TrainSettings
+from hsisr_bench.errors import ConfigError, DataError
+from hsisr_bench.registry import MethodInfo, OutputCrop, count_parameters, create_method
 
 
 @dataclass
@@ -60,19 +59,6 @@ class CellOutcome:
 # ------------------------------------------------------------------------------------------ data
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``.
-
-    Raises:
-        ConfigError: ``cuda`` asked for but not available.
-    """
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto.")
-    return device
-
-
 def open_cell_data(run: RunConfig) -> CellData:
     """Open the run's dataset and split it into training, validation and test scenes.
 
@@ -91,12 +77,12 @@ def open_cell_data(run: RunConfig) -> CellData:
         options = {k: v for k, v in (("n_scenes", run.dataset.n_scenes), ("size", run.dataset.size)) if v}
     elif run.dataset.n_scenes or run.dataset.size:
         raise ConfigError("dataset.n_scenes and dataset.size only apply to the synthetic dataset generated in memory.")
-    dataset = open_dataset(run.dataset.name, run.dataset.data_root, **options)
+    dataset = open_dataset(run.dataset.name, run.dataset.data_root, key=run.dataset.key, **options)
     if len(dataset.scene_names) < 2:
         raise DataError(f"Dataset '{run.dataset.name}' at {dataset.root or 'memory'} has "
                         f"{len(dataset.scene_names)} scene(s); a train/test split needs at least 2.")
     split = split_for_dataset(run.dataset.name, dataset.scene_names, run.dataset.split_file,
-                              seed=run.protocol.split_seed)
+                              seed=run.protocol.split_seed, restrict=run.dataset.restrict_split)
     train_names, val_names = list(split.train), []
     if run.protocol.val_scenes:
         if run.protocol.val_scenes >= len(train_names):
@@ -161,10 +147,14 @@ def conventions_record(run: RunConfig) -> dict:
 # ----------------------------------------------------------------------------------- resolved config
 
 
-def resolve_config(run: RunConfig, data: CellData, info: MethodInfo, crop: OutputCrop) -> dict:
+def resolve_config(run: RunConfig, data: CellData, info: MethodInfo, crop: OutputCrop,
+                   device: Optional[str] = None, weights_sha256: Optional[str] = None) -> dict:
     """The resolved config of a run (config.json) with its run id.
 
     For methods without training only the evaluation part of the protocol is part of the identity.
+    The training precision (``amp``) and an AMP evaluation (``eval_amp``) are part of it; the device
+    and the ``runtime`` switches (TF32, ``torch.compile``) are recorded but are not. A run scored from
+    released weights (``hsibench evaluate --weights``) has their sha256 in its identity.
     """
     protocol = {k: v for k, v in run.to_dict()["protocol"].items() if k not in ("name", "description")}
     if not info.trainable:
@@ -180,13 +170,17 @@ def resolve_config(run: RunConfig, data: CellData, info: MethodInfo, crop: Outpu
         "scale": run.scale, "seed": run.seed,
         "protocol": protocol, "profile": run.protocol.name,
         "split": {"train": data.train, "val": data.val, "test": data.test, "note": data.split.note,
-                  "seed": data.split.seed},
+                  "seed": data.split.seed, "restriction": getattr(data.split, "restriction", None)},
         "output_crop": {"bands": crop.bands, "pixels": crop.pixels},
-        "amp": run.amp,
-        "experiment": run.experiment, "device": run.device, "data_root": run.dataset.data_root,
+        "amp": run.amp if info.trainable else "none",
+        "eval_amp": bool(run.eval_amp and run.amp != "none"),
+        "runtime": {"tf32": run.tf32, "compile": bool(run.compile)},
+        "experiment": run.experiment, "device": device or run.device, "data_root": run.dataset.data_root,
         "split_file": run.dataset.split_file,
         "version": results.version(),
     }
+    if weights_sha256 is not None:
+        resolved["weights_sha256"] = weights_sha256
     resolved["run_id"] = results.compute_run_id(resolved)
     return resolved
 
@@ -199,14 +193,19 @@ def make_model(run: RunConfig, bands: int) -> nn.Module:
     return create_method(run.method.name, bands=bands, scale=run.scale, **run.effective_options())
 
 
-def train_settings(run: RunConfig, device: str, progress: bool) -> TrainSettings:
-    """The training loop's settings for a run: the protocol's schedule, the method's loss and optimiser."""
+def train_settings(run: RunConfig, device: str, progress: Optional[bool]) -> TrainSettings:
+    """The training loop's settings for a run: the protocol's schedule, the method's loss and optimiser.
+
+    On CUDA, batches are cut by DataLoader workers (a few, persistent) while the GPU computes; on a
+    CPU the cores are the compute, so batches are cut in-process.
+    """
     optimizer = {k: v for k, v in run.method.optimizer.items() if k != "lr"}
+    workers = min(4, max(1, (os.cpu_count() or 2) // 2)) if device.startswith("cuda") else 0
     return TrainSettings(
         epochs=run.protocol.epochs, batch_size=run.protocol.batch_size, lr=run.effective_lr(),
         loss=run.method.loss, seed=run.seed, steps_per_epoch=run.protocol.steps_per_epoch,
         lr_step_epochs=run.protocol.lr_step_epochs, lr_gamma=run.protocol.lr_gamma, optimizer=optimizer,
-        device=device, amp=run.amp, progress=progress,
+        device=device, amp=run.amp, progress=progress, compile=bool(run.compile), workers=workers,
     )
 
 
@@ -225,7 +224,7 @@ def make_patch_bank(run: RunConfig, scenes: Sequence[Any], cache_dir: Optional[P
                      rescales=tuple(p.rescales), augment=p.augment, seed=run.seed, cache_dir=cache_dir)
 
 
-def _validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCrop, mean: np.ndarray,
+def validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCrop, mean: np.ndarray,
                 scale: int, device: str, tile: int) -> Callable[[nn.Module], float]:
     from hsisr_bench.metrics import psnr
 
@@ -237,134 +236,25 @@ def _validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCro
     return validate
 
 
-def run_cell(run: RunConfig, out_dir: Path, *, force: bool = False, progress: bool = True,
-             notify: Callable[[str], None] = print, mode: str = "run") -> CellOutcome:
-    """Train (if needed) and evaluate one cell, storing everything in its run folder.
-
-    A finished run is skipped unless ``force``; an interrupted one resumes from its checkpoint.
-
-    Args:
-        run: the cell's resolved config.
-        out_dir: the results root (``--out``).
-        force: recompute a finished run, or replace a run folder of another config or version
-            (``mode="evaluate"``: only re-score, the checkpoint is kept).
-        progress: show progress bars.
-        notify: prints messages.
-        mode: ``run`` (train if needed, then evaluate), ``train`` (stop after training) or
-            ``evaluate`` (score a run whose training is complete).
-
-    Returns:
-        A :class:`CellOutcome`.
-
-    Raises:
-        ResultsError: the run folder holds another config or version (without ``force``), is locked,
-            the output folder is not writable, or (``evaluate``) training is not complete.
-        DataError, ConfigError, MethodError, TrainingError: see the data layer and the training loop.
-    """
-    dist_info = distributed.current()
-    info = get_method_info(run.method.name)
-    device = resolve_device(run.device)
-    data = open_cell_data(run)
-    first = data.dataset.load(data.test[0])
-    model = make_model(run, first.bands)
-    crop = output_crop_of(model, info)
-    resolved = resolve_config(run, data, info, crop)
-    directory = results.run_dir(out_dir, run.dataset.name, run.scale, run.label, run.seed)
-    replace = force and mode != "evaluate"
-    lock = None
-    if dist_info.is_main:
-        results.ensure_writable(out_dir)
-        state = "new" if replace else results.run_state(directory, resolved)
-        if state == "finished" and not force:
-            return CellOutcome("skipped", directory, results.read_json(directory / results.METRICS_FILE))
-        if mode == "evaluate" and info.trainable and _finished_checkpoint(directory, run) is None:
-            raise ResultsError(f"{directory} holds no completed training of this run. Train it first with "
-                               f"'hsibench train' (same options), or use 'hsibench run'.")
-        lock = results.RunLock(directory, notify).acquire()
-    try:
-        if lock is not None:
-            if replace:
-                results.clear_run(directory)
-            results.remove_stale_temporaries(directory)
-        return _run_locked(run, data, info, model, crop, resolved, directory, out_dir, device, progress, notify,
-                           mode, first)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _finished_checkpoint(directory: Path, run: RunConfig) -> Optional[dict]:
-    """The run's checkpoint when its training is complete, else ``None``."""
-    path = directory / results.CHECKPOINT_FILE
-    if not path.is_file():
-        return None
-    state = load_checkpoint(path)
-    return state if int(state["epoch"]) >= run.protocol.epochs else None
-
-
-def _run_locked(run, data, info, model, crop, resolved, directory, out_dir, device, progress, notify,
-                mode, first) -> CellOutcome:
-    dist_info = distributed.current()
-    distributed.barrier()  # the other processes wait until rank 0 has locked and (with --force) cleared the folder
-    scale = run.scale
-    # Test regions first: a clash with the targets already stored fails before any training.
-    images = [eval_image((first if name == first.name else data.dataset.load(name)).cube, name,
-                         run.protocol.test_region, scale) for name in data.test]
-    if dist_info.is_main:
-        for image in images:
-            results.check_or_write_target(out_dir, run.dataset.name, scale, image.name, image.hr)
-        results.write_wavelengths(out_dir, run.dataset.name, scale, data.wavelengths)
-        results.write_json(directory / results.CONFIG_FILE, resolved)
-    mean, train_seconds, epochs_done = None, 0.0, 0
-    if info.trainable:
-        done = _finished_checkpoint(directory, run)  # every process takes the same path (DDP collectives)
-        if done is not None:  # training complete (e.g. killed while evaluating): load, do not rebuild patches
-            if done["config"].get("run_id") != resolved["run_id"]:
-                raise ResultsError(f"{directory / results.CHECKPOINT_FILE} belongs to run {done['config'].get('run_id')}, "
-                                   f"not {resolved['run_id']}. Rerun with --force or use another --out.")
-            model.load_state_dict(done["model"])
-            mean = done["band_mean"].numpy()
-            train_seconds, epochs_done = sum(float(r["seconds"]) for r in done["log"]), len(done["log"])
-        else:
-            mean, train_seconds, epochs_done = _train_cell(run, data, info, model, crop, resolved, directory,
-                                                           device, progress, notify, out_dir)
-    if not dist_info.is_main or mode == "train":
-        return CellOutcome("trained", directory)
-    return CellOutcome("finished", directory, evaluate_run(run, info, model, crop, images, mean, resolved, directory,
-                                                           device, train_seconds, epochs_done))
-
-
-def _train_cell(run, data, info, model, crop, resolved, directory, device, progress, notify, out_dir):
-    from hsisr_bench.data.patches import band_mean
-
-    scale = run.scale
-    scenes = [data.dataset.load(name) for name in data.train]
-    mean = np.asarray(band_mean(scenes), dtype=np.float32)
-    bank = make_patch_bank(run, scenes, cache_dir=Path(out_dir) / ".cache" / "patches")
-    del scenes
-    validate = None
-    if data.val:
-        val_images = [eval_image(data.dataset.load(n).cube, n, run.protocol.val_region, scale) for n in data.val]
-        validate = _validation(info, val_images, crop, mean, scale, device, run.protocol.tile)
-    outcome = train(model, info, bank, mean, scale=scale, settings=train_settings(run, device, progress),
-                    run_dir=directory, config=resolved, validate=validate, notify=notify,
-                    label=f"{run.dataset.name} x{scale} {run.label}")
-    return mean, outcome.seconds, len(outcome.log)
-
-
 def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: OutputCrop, images: list[EvalImage],
                  mean: Optional[np.ndarray], resolved: dict, directory: Path, device: str,
-                 train_seconds: float, epochs: int) -> dict:
+                 train_seconds: float, epochs: int, extra: Optional[dict] = None) -> dict:
     """Score the model on every test region, write predictions, per_image.csv and metrics.json (last).
+
+    The forward passes run in float32 unless the run asks for an AMP evaluation (``eval_amp``), so
+    a model trained in bf16 is scored like every other; ``metrics.json`` records both precisions.
 
     Returns:
         The metrics record written to metrics.json.
     """
+    from hsisr_bench.engine.environment import runtime_record
+
+    eval_amp = run.amp if resolved.get("eval_amp") else "none"
     per_image, infer_seconds = [], 0.0
     for image in images:
         began = time.perf_counter()
         sr = predict(model, info, image.lr, scale=run.scale, mean=mean, device=device, tile=run.protocol.tile,
-                     amp=run.amp)
+                     amp=eval_amp)
         infer_seconds += time.perf_counter() - began
         target = crop.apply(image.hr)
         if sr.shape != target.shape:
@@ -375,7 +265,7 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
     mean_metrics = {k: float(np.mean([row[k] for row in per_image])) for k in names}
     record = {
         "run_id": resolved["run_id"], "method": run.method.name, "variant": run.method.variant, "label": run.label,
-        "title": info.title, "dataset": run.dataset.name, "scale": run.scale, "seed": run.seed,
+        "title": info.title, "source": getattr(info, "source", "built-in"), "dataset": run.dataset.name, "scale": run.scale, "seed": run.seed,
         "protocol": run.protocol.name, "profile": run.protocol.name, "experiment": run.experiment,
         "options": resolved["options"], "loss": resolved["loss"],
         "profile_overrides": resolved["profile_overrides"],
@@ -383,11 +273,21 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
         "params": count_parameters(model), "epochs": epochs, "train_seconds": round(train_seconds, 3),
         "infer_seconds": round(infer_seconds, 3), "n_test_scenes": len(images),
         "test_region": run.protocol.test_region, "device": device,
+        "split": resolved["split"],
+        "runtime": runtime_record(device, train_precision=_precision(resolved["amp"]) if info.trainable else "none",
+                                  eval_precision=_precision(eval_amp), compiled=bool(run.compile) and info.trainable,
+                                  cudnn_benchmark=info.trainable),
         "mean": mean_metrics, "per_image": per_image, "finished": True, "version": results.version(),
+        **(extra or {}),
     }
     results.write_per_image(directory, per_image)
     results.write_json(directory / results.METRICS_FILE, record)
     return record
+
+
+def _precision(amp: str) -> str:
+    """``fp32`` for ``amp="none"``, else the autocast dtype's name."""
+    return "fp32" if amp == "none" else amp
 
 
 def _plain(metrics: dict) -> dict:

@@ -6,39 +6,49 @@ What it guarantees:
   (model, optimiser, scheduler, grad scaler, RNG states, position in the epoch, the epoch log and the
   resolved config) is written atomically after every epoch. A run killed at any moment (even
   ``kill -9``) and started again continues from its last checkpoint, and on CPU ends with the same
-  weights, bit for bit, as an uninterrupted run.
+  weights, bit for bit, as an uninterrupted run. Checkpoints are read onto the CPU, so one written on
+  any number of GPUs resumes on any other (see ``engine/checkpoint.py``).
 - **Ctrl-C** finishes the current step, saves a checkpoint at that step and says how to resume.
-- **NaN/Inf loss** stops the run with a :class:`~hsisr_bench.errors.TrainingError` before the bad
-  step is applied; the last good checkpoint is kept.
-- **Mixed precision** (bf16 or fp16 with a gradient scaler) on CUDA, and **DistributedDataParallel**
-  when the process group is initialised (``torchrun``): each process takes its share of every global
-  batch, so the gradient is the same as one process would compute.
+- **NaN/Inf loss** stops the run with a :class:`~hsisr_bench.errors.TrainingError`, and no checkpoint
+  with non-finite weights is ever written: the last good checkpoint is kept. The loss is summed on the
+  device and checked every ``check_every`` steps and at the end of each epoch (not at every step,
+  which would make the host wait for the GPU every step).
+- **A data path that overlaps with compute**: a ``DataLoader`` (``engine/batches.py``) with optional
+  worker processes, pinned memory and asynchronous copies on CUDA, reading the seeded order.
+- **Mixed precision** (bf16, or fp16 with a gradient scaler) on CUDA, bf16 on CPUs that support it.
+  Only the model's forward runs under autocast; the data side (bicubic upsampling, band mean, crops)
+  and the loss stay in float32. **DistributedDataParallel** when the process group is initialised
+  (``torchrun``): each process takes its share of every global batch, so the gradient is the same as
+  one process would compute.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import signal
+import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
 from hsisr_bench.engine import distributed
+from hsisr_bench.engine.batches import StepBatchSampler, epoch_order, make_loader
+from hsisr_bench.engine.checkpoint import (CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint,
+                                           set_rng_state)
 from hsisr_bench.engine.losses import get_loss
 from hsisr_bench.errors import ConfigError, ResultsError, TrainingError
 from hsisr_bench.registry import MethodInfo, OutputCrop
 
-#: File name of the per-run checkpoint (model, optimiser, scheduler, RNG states, resolved config).
-CHECKPOINT_FILE = "checkpoint.pt"
+__all__ = ["CHECKPOINT_FILE", "TrainResult", "TrainSettings", "autocast_for", "cpu_supports_bf16", "crop_band_mean",
+           "ddp_device_ids", "epoch_order", "forward_with_mean", "load_checkpoint", "make_optimizer", "output_crop_of",
+           "save_checkpoint", "steps_and_batch", "train", "training_backends"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,12 @@ class TrainSettings:
         optimizer: ``{"name": "adam", "betas", "weight_decay", "eps"}`` (``lr`` is taken from ``lr``).
         seed: decides the data order (with the epoch number).
         device: ``cpu``, ``cuda`` or ``cuda:<k>``.
-        amp: ``none``, ``bf16`` or ``fp16`` (CUDA only).
-        progress: show a tqdm bar (rank 0 only).
+        amp: ``none``, ``bf16`` (CUDA, or a CPU with bf16 instructions) or ``fp16`` (CUDA only).
+        progress: ``True``: a tqdm bar (rank 0); ``False``: no progress output; ``None``: a bar when
+            stderr is a terminal, else one line per epoch through ``notify`` (for logs and batch jobs).
+        workers: DataLoader worker processes building the batches (0: in this process).
+        check_every: the loss is checked for NaN/Inf every this many steps and at each epoch's end.
+        compile: wrap the model with ``torch.compile`` for training.
     """
 
     epochs: int
@@ -70,7 +84,10 @@ class TrainSettings:
     optimizer: Mapping[str, Any] = field(default_factory=lambda: {"name": "adam"})
     device: str = "cpu"
     amp: str = "none"
-    progress: bool = True
+    progress: Optional[bool] = True
+    workers: int = 0
+    check_every: int = 50
+    compile: bool = False
 
 
 @dataclass
@@ -82,23 +99,6 @@ class TrainResult:
     resumed_from: Optional[tuple[int, int]] = None  # (epoch, step) of the checkpoint resumed, if any
 
 
-# ------------------------------------------------------------------------------------ data order
-
-
-def epoch_order(n_items: int, n_indices: int, seed: int, epoch: int) -> torch.Tensor:
-    """The patch indices of one epoch: a function of ``(seed, epoch)`` only, so that resume is exact.
-
-    Args:
-        n_items: size of the patch bank.
-        n_indices: how many indices the epoch needs (steps × batch); permutations are chained if more
-            than ``n_items``.
-        seed, epoch: what the order depends on.
-    """
-    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-    rounds = [torch.randperm(n_items, generator=generator) for _ in range(math.ceil(n_indices / n_items))]
-    return torch.cat(rounds)[:n_indices]
-
-
 def steps_and_batch(n_items: int, settings: TrainSettings) -> tuple[int, int]:
     """Optimiser steps per epoch and the (global) batch size actually used.
 
@@ -107,13 +107,6 @@ def steps_and_batch(n_items: int, settings: TrainSettings) -> tuple[int, int]:
     batch = min(settings.batch_size, n_items) if settings.steps_per_epoch == 0 else settings.batch_size
     steps = settings.steps_per_epoch or max(1, n_items // batch)
     return steps, batch
-
-
-def _collate(bank: Dataset, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [bank[int(i)] for i in indices]
-    lr = torch.stack([torch.as_tensor(p[0]) for p in pairs])  # (B, L, h, w)
-    hr = torch.stack([torch.as_tensor(p[1]) for p in pairs])  # (B, L, H, W)
-    return lr.float(), hr.float()
 
 
 # ----------------------------------------------------------------------------------- the network
@@ -132,24 +125,36 @@ def crop_band_mean(mean: torch.Tensor, crop: OutputCrop) -> torch.Tensor:
 
 
 def forward_with_mean(model: nn.Module, info: MethodInfo, lr: torch.Tensor, mean: torch.Tensor, scale: int,
-                      crop: OutputCrop) -> torch.Tensor:
+                      crop: OutputCrop, autocast: Optional[AbstractContextManager] = None) -> torch.Tensor:
     """The method's prediction for an LR batch, with the harness's band-mean subtraction and restoration.
+
+    The data side (MATLAB-bicubic upsampling, mean subtraction and restoration) always runs in float32
+    with autocast disabled, even when the caller is inside an autocast block: under bf16/fp16 the
+    upsampling's matrix products would otherwise change the model's input (errors of ~1e-2) relative
+    to the float32 input it gets at test time. Only ``model(...)`` runs under ``autocast``.
 
     Args:
         lr: ``(B, L, h, w)`` LR batch.
         mean: ``(1, L, 1, 1)`` band mean of the training images.
         crop: the output crop of ``model``.
+        autocast: a context manager (e.g. ``torch.autocast(...)``) entered around the model's forward
+            only; ``None``: the forward runs in the caller's context.
 
     Returns:
-        ``(B, L', H', W')``: the model sees ``x - mean`` (``x`` is the MATLAB-bicubic upsampled LR for
-        ``upsampled`` methods) and its output gets the (band-cropped) mean back.
+        ``(B, L', H', W')`` float32: the model sees ``x - mean`` (``x`` is the MATLAB-bicubic upsampled LR
+        for ``upsampled`` methods) and its output gets the (band-cropped) mean back.
     """
-    if info.input == "upsampled":
-        from hsisr_bench.data.imresize import imresize
+    fp32 = torch.autocast(lr.device.type, enabled=False)
+    with fp32:
+        if info.input == "upsampled":
+            from hsisr_bench.data.imresize import imresize
 
-        lr = imresize(lr, scale)  # (B, L, s*h, s*w)
-    out = model(lr - mean)
-    return out.float() + crop_band_mean(mean, crop)
+            lr = imresize(lr.float(), scale)  # (B, L, s*h, s*w)
+        x = lr.float() - mean
+    with autocast if autocast is not None else nullcontext():
+        out = model(x)
+    with fp32:
+        return out.float() + crop_band_mean(mean, crop)
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -166,49 +171,70 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
                             eps=float(options.get("eps", 1e-8)), weight_decay=float(options.get("weight_decay", 0.0)))
 
 
-# ----------------------------------------------------------------------------------- checkpoints
+# ------------------------------------------------------------------------- devices and precision
 
 
-def _rng_state() -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX), which bf16 autocast needs to pay off."""
+    cpu = getattr(torch, "cpu", None)
+    probes = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return torch.backends.mkldnn.is_available() and any(bool(probe()) for probe in probes if probe is not None)
 
 
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_tuples(state["python"]))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
-    """Write a checkpoint atomically (temporary file in the same folder, then rename)."""
-    from hsisr_bench.results import atomic_write
-
-    atomic_write(path, lambda handle: torch.save(dict(state), handle))
-
-
-def load_checkpoint(path: Path, device: str = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors only: ``weights_only`` loading).
+def autocast_for(amp: str, device: torch.device) -> AbstractContextManager:
+    """The autocast context of ``amp`` on ``device`` (a no-op context for ``none``).
 
     Raises:
-        ResultsError: the file is unreadable.
+        ConfigError: an unknown ``amp``, fp16 off CUDA, bf16 on a CPU without bf16 instructions, or
+            mixed precision on another device type.
     """
+    if amp == "none":
+        return nullcontext()
+    if amp not in ("bf16", "fp16"):
+        raise ConfigError(f"Unknown mixed precision '{amp}' (--amp); use none, bf16 or fp16.")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    if device.type == "cpu" and amp == "bf16":
+        if not cpu_supports_bf16():
+            raise ConfigError("Mixed precision (amp=bf16) on the CPU needs bf16 instructions (AVX512-BF16 or "
+                              "AMX), which this CPU lacks; use --amp none, or a CUDA device.")
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise ConfigError(f"Mixed precision (amp={amp}) needs a CUDA device (on CPU only bf16 is supported); "
+                      f"use --amp none{' or --amp bf16' if device.type == 'cpu' else ''} on {device}.")
+
+
+def ddp_device_ids(device: torch.device) -> Optional[list[int]]:
+    """The ``device_ids`` to give DistributedDataParallel: ``[k]`` for ``cuda:k`` (or the current GPU), else None."""
+    if device.type != "cuda":
+        return None
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+@contextmanager
+def training_backends(device: torch.device) -> Iterator[None]:
+    """Backend flags for training on ``device``, restored afterwards.
+
+    On CUDA, ``cudnn.benchmark`` is turned on: training shapes are fixed (one patch size, one batch
+    size), so autotuning the convolution algorithms once pays off. It is restored afterwards because
+    tiled inference sees many shapes, each of which would be autotuned again.
+    """
+    previous = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise ResultsError(f"Cannot read the checkpoint {path} ({error}). Delete it to train from scratch, "
-                           f"or rerun with --force.") from None
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _training_network(model: nn.Module, device: torch.device, world: int, compile_model: bool) -> nn.Module:
+    """The module the loop calls: ``model``, wrapped in DDP when distributed, compiled on request."""
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ddp_device_ids(device))
+    if compile_model:
+        net = torch.compile(net)
+    return net
 
 
 @contextmanager
@@ -260,19 +286,21 @@ def train(
         bank: a torch ``Dataset`` of ``(lr (L, h, w), hr (L, H, W))`` pairs.
         mean: band mean of the training images, ``(L,)`` or ``(1, L, 1, 1)``.
         scale: the upscaling factor.
-        settings: schedule, loss and optimiser.
+        settings: schedule, loss, optimiser, device, precision and data loading.
         run_dir: where ``checkpoint.pt`` and ``train_log.csv`` go (``None``: nothing is written). If it
             holds a checkpoint of the same run, training resumes from it.
         config: the resolved config, stored in the checkpoint; its ``run_id`` must match on resume.
         validate: called with the model after each epoch (rank 0) to give a validation PSNR.
-        notify: prints messages (resume, interrupt).
+        notify: prints messages (resume, interrupt, and the epoch lines of ``progress=None`` off a terminal).
         label: the progress bar's description.
 
     Returns:
         A :class:`TrainResult` with one log row per epoch (``epoch, loss, lr, seconds[, val_psnr]``).
 
     Raises:
-        TrainingError: a NaN or Inf loss (the last good checkpoint is kept).
+        TrainingError: a NaN or Inf loss or weight (the last good checkpoint is kept).
+        ConfigError: a mixed precision the device cannot run, a batch not divisible by the processes,
+            or a negative ``workers`` / non-positive ``check_every``.
         ResultsError: a checkpoint of another run in ``run_dir``.
         KeyboardInterrupt: after Ctrl-C, once the checkpoint at the current step is saved.
     """
@@ -282,8 +310,10 @@ def train(
 
     dist_info = distributed.current()
     device = torch.device(settings.device)
-    if settings.amp != "none" and device.type != "cuda":
-        raise ConfigError(f"Mixed precision (amp={settings.amp}) needs a CUDA device; use --amp none on {device}.")
+    autocast = autocast_for(settings.amp, device)
+    if settings.workers < 0 or settings.check_every < 1:
+        raise ConfigError(f"Training needs workers >= 0 and check_every >= 1; got workers={settings.workers}, "
+                          f"check_every={settings.check_every}.")
     n_items = len(bank)
     if n_items == 0:
         raise TrainingError("The patch bank is empty: no training patch could be cut. Use larger training "
@@ -296,21 +326,17 @@ def train(
     mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1).to(device)  # (1, L, 1, 1)
 
     model.to(device).train()
-    net: nn.Module = model
-    if dist_info.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = _training_network(model, device, dist_info.world, settings.compile)
     optimizer = make_optimizer(model, settings)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.lr_step_epochs, gamma=settings.lr_gamma)
-    scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" else None
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16 if settings.amp == "bf16" else torch.float16)
-                if settings.amp != "none" else nullcontext())
+    scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" and device.type == "cuda" else None
 
-    # ---- resume
+    # ---- resume (the checkpoint is read onto the CPU; load_state_dict copies to the parameters' device)
     start_epoch, start_step, loss_sum, epoch_seconds, log = 0, 0, 0.0, 0.0, []
     resumed_from = None
     checkpoint_path = Path(run_dir) / CHECKPOINT_FILE if run_dir is not None else None
     if checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, str(device))
+        state = load_checkpoint(checkpoint_path, "cpu")
         old_id, new_id = state.get("config", {}).get("run_id"), (config or {}).get("run_id")
         if old_id != new_id:
             raise ResultsError(f"{checkpoint_path} belongs to run {old_id}, not {new_id}. Rerun with --force "
@@ -320,7 +346,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start_epoch, start_step = int(state["epoch"]), int(state["step"])
         loss_sum, epoch_seconds, log = float(state["loss_sum"]), float(state["epoch_seconds"]), list(state["log"])
         resumed_from = (start_epoch, start_step)
@@ -330,37 +356,50 @@ def train(
     def checkpoint_state(epoch: int, step: int) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "rng": _rng_state(), "epoch": epoch, "step": step, "loss_sum": loss_sum,
+                "rng": rng_state(), "epoch": epoch, "step": step, "loss_sum": loss_sum,
                 "epoch_seconds": epoch_seconds, "log": log, "config": dict(config or {}),
                 "band_mean": mean.detach().reshape(-1).cpu()}
 
+    def check(running: torch.Tensor, epoch: int, done: int, *, weights: bool = False) -> float:
+        """The epoch's loss sum so far (one host sync); raises when it, or a weight, is not finite."""
+        value = float(running)
+        if math.isfinite(value) and not (weights and not _weights_finite(model)):
+            return value
+        what = f"loss became {value}" if not math.isfinite(value) else "weights became NaN/Inf"
+        kept = (f"The last good checkpoint ({_describe(log)}) is kept in {checkpoint_path}."
+                if checkpoint_path is not None and checkpoint_path.is_file() else "No checkpoint was written yet.")
+        raise TrainingError(
+            f"The training {what} at epoch {epoch + 1}, step {done} ({label}); found at the check after that "
+            f"step (checks run every {settings.check_every} steps and at each epoch's end, so it may have "
+            f"happened up to {settings.check_every - 1} steps earlier). {kept} Lower the learning rate "
+            f"(--set method.optimizer.lr=...) or turn mixed precision off (--amp none), then rerun.")
+
+    sampler = StepBatchSampler(n_items, steps, batch, settings.seed, dist_info.rank, dist_info.world)
+    loader = make_loader(bank, sampler, workers=settings.workers, device=device)
+    copy_async = device.type == "cuda"  # pinned batches: the host does not wait for the copy
+    show_bar = dist_info.is_main and (settings.progress is True or (settings.progress is None and _on_terminal()))
+    epoch_lines = dist_info.is_main and settings.progress is None and not show_bar
     total = settings.epochs * steps
     bar = tqdm(total=total, initial=min(total, start_epoch * steps + start_step), desc=label, unit="step",
-               disable=not (settings.progress and dist_info.is_main), dynamic_ncols=True, leave=False)
-    with _deferred_interrupt() as interrupted:
+               disable=not show_bar, dynamic_ncols=True, leave=False)
+    session_began, session_epochs = time.perf_counter(), 0
+    with training_backends(device), _deferred_interrupt() as interrupted:
         try:
             for epoch in range(start_epoch, settings.epochs):
-                order = epoch_order(n_items, steps * batch, settings.seed, epoch)
                 first_step = start_step if epoch == start_epoch else 0
                 if first_step == 0:
                     loss_sum, epoch_seconds = 0.0, 0.0
                 lr_now = optimizer.param_groups[0]["lr"]
-                for step in range(first_step, steps):
-                    began = time.perf_counter()
-                    indices = order[step * batch : (step + 1) * batch][dist_info.rank :: dist_info.world]
-                    lr_batch, hr_batch = (t.to(device) for t in _collate(bank, indices.tolist()))
-                    with autocast:
-                        sr = forward_with_mean(net, info, lr_batch, mean, scale, crop)
+                # float64 on the device: the same sum as adding Python floats step by step, without a sync.
+                running = torch.tensor(loss_sum, dtype=torch.float64, device=device)
+                sampler.set_epoch(epoch, first_step)
+                began = time.perf_counter()
+                for step, (lr_batch, hr_batch) in zip(range(first_step, steps), loader):
+                    lr_batch = lr_batch.to(device, non_blocking=copy_async)
+                    hr_batch = hr_batch.to(device, non_blocking=copy_async)
+                    sr = forward_with_mean(net, info, lr_batch, mean, scale, crop, autocast=autocast)
                     loss = loss_fn(sr.float(), crop.apply(hr_batch))
-                    reported = distributed.all_reduce_mean(loss.detach())
-                    if not torch.isfinite(reported):
-                        kept = (f"The last good checkpoint ({_describe(log)}) is kept in {checkpoint_path}."
-                                if checkpoint_path is not None and checkpoint_path.is_file()
-                                else "No checkpoint was written yet.")
-                        raise TrainingError(
-                            f"The training loss became {reported.item()} at epoch {epoch + 1}, step {step + 1} "
-                            f"({label}). {kept} Lower the learning rate (--set method.optimizer.lr=...) "
-                            f"or turn mixed precision off (--amp none), then rerun.")
+                    running += distributed.all_reduce_mean(loss.detach()).double()
                     optimizer.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.scale(loss).backward()
@@ -369,13 +408,17 @@ def train(
                     else:
                         loss.backward()
                         optimizer.step()
-                    loss_sum += float(reported)
-                    epoch_seconds += time.perf_counter() - began
+                    done = step + 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(reported):.4g}", lr=f"{lr_now:.2e}", epoch=epoch + 1)
-                    if interrupted():
-                        _save_interrupted(checkpoint_path, checkpoint_state(epoch, step + 1), dist_info, notify)
+                    stop = interrupted()
+                    if stop or done % settings.check_every == 0 or done == steps:
+                        loss_sum = check(running, epoch, done, weights=stop or done == steps)
+                        bar.set_postfix(loss=f"{loss_sum / done:.4g}", lr=f"{lr_now:.2e}", epoch=epoch + 1)
+                    if stop:
+                        epoch_seconds += time.perf_counter() - began
+                        _save_interrupted(checkpoint_path, checkpoint_state(epoch, done), dist_info, notify)
                         raise KeyboardInterrupt
+                epoch_seconds += time.perf_counter() - began
                 scheduler.step()
                 row: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / steps, "lr": lr_now,
                                        "seconds": round(epoch_seconds, 3)}
@@ -384,6 +427,10 @@ def train(
                     row["val_psnr"] = float(validate(model))
                     model.train()
                 log.append(row)
+                session_epochs += 1
+                if epoch_lines:
+                    notify(_epoch_line(label, row, settings.epochs, time.perf_counter() - session_began,
+                                       session_epochs))
                 if checkpoint_path is not None and dist_info.is_main:
                     save_checkpoint(checkpoint_path, checkpoint_state(epoch + 1, 0))
                     write_train_log(checkpoint_path.parent, log)
@@ -392,6 +439,33 @@ def train(
             bar.close()
     model.eval()
     return TrainResult(log=log, seconds=sum(float(r["seconds"]) for r in log), resumed_from=resumed_from)
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    """Whether every parameter is finite (one host sync for all of them)."""
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _on_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _epoch_line(label: str, row: Mapping[str, Any], epochs: int, elapsed: float, epochs_here: int) -> str:
+    """One progress line for logs: ``label: epoch k/K  loss  lr  [val PSNR]  elapsed  ETA``."""
+    remaining = (epochs - int(row["epoch"])) * elapsed / max(1, epochs_here)
+    parts = [f"{label}: epoch {row['epoch']}/{epochs}", f"loss {row['loss']:.4g}", f"lr {row['lr']:.2e}"]
+    if "val_psnr" in row:
+        parts.append(f"val PSNR {row['val_psnr']:.2f} dB")
+    parts += [f"elapsed {_clock(elapsed)}", f"ETA {_clock(remaining)}"]
+    return "  ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 def _describe(log: Sequence[Mapping[str, Any]]) -> str:

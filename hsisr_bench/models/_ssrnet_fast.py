@@ -25,6 +25,8 @@ re-measures the whole-network ratio):
 - Weight normalisation is folded into plain weights once per parameter change (cached; rebuilt when
   a parameter's version or storage changes and dropped by ``train()``), together with the re-laid-out
   weights and the reconstruction kernels; with autograd on they are recomputed differentiably.
+- Training (autograd on) prepares its weights in few ops (each is host time; see ``prepare_weights``
+  and :mod:`._ssrnet_composite`): ~1.3× the plain model's ops per step, not ~8×.
 - Local feature fusion ``Conv1×1×1(concat(γ·x))`` is three accumulated matmuls with γ folded into
   the weight: no 3C concat, and each unit output is free as soon as the next unit has used it.
 - The head (one input channel, where PyTorch picks its slow kernel and then needs a layout copy) is
@@ -39,8 +41,7 @@ re-measures the whole-network ratio):
 - Whole network (``hsibench bench --suite models``, 2 threads, see ``docs/benchmarks.md``): on a
   full 31×512×512 cube plain ×2 98.0 s, fast 27.9 s (3.51×; 2.82× without the reused buffers),
   ×4 4.40×; at HR 256 ×2 3.2–3.6×. Peak memory ×2 untiled: plain 6.9 GB, fast 3.2 GB. Training
-  uses this path too (the harness's training step is 1.2–2× faster than a plain loop's), but
-  with autograd on, the public convolutions.
+  uses this path too, with the public convolutions and the training weights above.
 - On CUDA the same code runs on cuDNN; mixed precision comes from an outer ``torch.autocast`` (the
   harness's ``amp`` option): weights are prepared in float32 and cast by autocast.
 """
@@ -54,6 +55,8 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
+
+from hsisr_bench.models._ssrnet_composite import CompositeReconstruction
 
 if TYPE_CHECKING:  # pragma: no cover
     from hsisr_bench.models.ssrnet import SSRNet
@@ -98,20 +101,34 @@ class WeightCache:
 # --------------------------------------------------------------------------- weight preparation
 
 
-def prepare_weights(model: "SSRNet") -> dict:
+def prepare_weights(model: "SSRNet", training: bool = False) -> dict:
     """Every layer's effective weights, re-laid out for the fast kernels (differentiable).
 
-    Keys are the modules; values are ``(weight, bias)`` for convolutions, ``(matrices, bias)`` for a
-    fusion convolution and a :class:`_Reconstruction` for the upsampling layer.
+    Args:
+        model: the network.
+        training: for weights that change every step: ``tail ∘ upsample`` as a
+            :class:`CompositeReconstruction` (~60 ops to build) instead of :class:`_Reconstruction`'s
+            phase kernels (fastest to apply, ~6,000 ops to build, cached for inference), and the
+            separable kernels kept 3D for Conv3d on the channels-last activations: with autograd
+            (4 patches 16×16×31, 2 threads) as fast as the 2D views within the noise (spatial 0.20
+            against 0.16-0.21 s), without their ~20 view ops per block.
+
+    Returns:
+        A dict keyed by module: ``(weight, bias)`` for convolutions, ``(matrices, bias)`` for a fusion
+        convolution and the reconstruction callable for the upsampling layer.
     """
     weights: dict = {model.head: (model.head.weight, model.head.bias)}
     for module in model.body:
         for block in _blocks(module):
             if hasattr(block, "spatial"):
-                w_s = block.spatial.weight[:, :, 0]  # (C, C, 1, 3, 3) -> (C, C, 3, 3)
-                w_l = block.spectral.weight[..., 0]  # (C, C, 3, 1, 1) -> (C, C, 3, 1)
-                weights[block.spatial] = (w_s.contiguous(memory_format=CL2D), block.spatial.bias)
-                weights[block.spectral] = (w_l.contiguous(memory_format=CL2D), block.spectral.bias)
+                if training:  # 3D kernels as they are: with autograd no slower, and no view ops to record
+                    w_s = block.spatial.weight.contiguous(memory_format=CL3D)
+                    w_l = block.spectral.weight.contiguous(memory_format=CL3D)
+                else:
+                    w_s = block.spatial.weight[:, :, 0].contiguous(memory_format=CL2D)  # (C, C, 1, 3, 3) -> (C,C,3,3)
+                    w_l = block.spectral.weight[..., 0].contiguous(memory_format=CL2D)  # (C, C, 3, 1, 1) -> (C,C,3,1)
+                weights[block.spatial] = (w_s, block.spatial.bias)
+                weights[block.spectral] = (w_l, block.spectral.bias)
             else:
                 weights[block.conv] = (block.conv.weight.contiguous(memory_format=CL3D), block.conv.bias)
         if module.lff:
@@ -119,8 +136,9 @@ def prepare_weights(model: "SSRNet") -> dict:
             # γ_k·x_k then the 1×1×1 conv equals the conv with γ_k folded into its k-th column block.
             mats = tuple((g * part).t() for g, part in zip(module.gamma, parts))  # (C_in, C_out) each
             weights[module.fusion] = (mats, module.fusion.bias)
-    weights[model.upsample] = _Reconstruction(model.upsample.weight, model.upsample.bias, model.tail.weight,
-                                              model.tail.bias, model.scale)
+    reconstruction = CompositeReconstruction if training else _Reconstruction
+    weights[model.upsample] = reconstruction(model.upsample.weight, model.upsample.bias, model.tail.weight,
+                                             model.tail.bias, model.scale)
     return weights
 
 
@@ -236,7 +254,10 @@ def _band_images(t: torch.Tensor) -> torch.Tensor:
 
 def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                   out: "torch.Tensor | None" = None) -> torch.Tensor:
-    """ReLU(Conv3d (1,3,3) pad (0,1,1)) as a 2D 3×3 convolution over the ``B·L`` band images."""
+    """ReLU(Conv3d (1,3,3) pad (0,1,1)): as a 2D 3×3 convolution over the ``B·L`` band images, or a
+    Conv3d if given the 5D kernel (training)."""
+    if weight.dim() == 5:
+        return _conv_relu(x, weight, bias, (0, 1, 1), out)
     B, C, L, h, w = x.shape
     y = _conv_relu(_band_images(x), weight, bias, (1, 1), None if out is None else _band_images(out))
     return y.reshape(B, L, -1, h, w).permute(0, 2, 1, 3, 4)  # (B·L, C', h, w) -> (B, C', L, h, w), CL3D
@@ -244,7 +265,10 @@ def _spatial_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
 
 def _spectral_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                    out: "torch.Tensor | None" = None) -> torch.Tensor:
-    """ReLU(Conv3d (3,1,1) pad (1,0,0)) as a 2D (3,1) convolution over ``(L, h·w)``."""
+    """ReLU(Conv3d (3,1,1) pad (1,0,0)): as a 2D (3,1) convolution over ``(L, h·w)``, or a Conv3d if
+    given the 5D kernel (training)."""
+    if weight.dim() == 5:
+        return _conv_relu(x, weight, bias, (1, 0, 0), out)
     B, C, L, h, w = x.shape
     rows = (B, -1, L, h * w)  # (B, C, L, h, w) -> (B, C, L, h·w), a view in CL3D
     y = _conv_relu(x.reshape(rows), weight, bias, (1, 0), None if out is None else out.reshape(rows))
@@ -472,8 +496,8 @@ def forward(model: "SSRNet", x: torch.Tensor) -> torch.Tensor:
     """The fast forward path of ``model``: ``(B, L, h, w) -> (B, L, s·h, s·w)``."""
     # Weights are prepared in float32 even under autocast (autocast casts them where they are used).
     with _float32_weights(x.device.type):
-        if torch.is_grad_enabled():  # recomputed, differentiably
-            weights = prepare_weights(model)
+        if torch.is_grad_enabled():  # recomputed, differentiably, with few ops
+            weights = prepare_weights(model, training=True)
         else:  # folded once, cached until a parameter changes
             weights = model._fast_cache.get(model, lambda: _detached(prepare_weights(model)))
     # Without autograd the residual adds can write into tensors nobody needs any more.

@@ -66,6 +66,19 @@ def load_records(results_dir: str | Path) -> list[dict]:
     return sorted(records, key=record_sort_key)
 
 
+def holds_results_store(folder: str | Path) -> bool:
+    """Whether ``folder`` is a results store: it holds ``<dataset>/x<scale>/<method>/seed<k>/`` run folders.
+
+    A run folder counts once ``hsibench run`` has written its ``config.json`` or ``metrics.json``
+    (finished or not), or a cell holds stored ``targets``.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return False
+    patterns = ("*/x*/*/seed*/metrics.json", "*/x*/*/seed*/config.json", "*/x*/targets")
+    return any(next(root.glob(pattern), None) is not None for pattern in patterns)
+
+
 def _complete(record: dict, root: Path) -> dict:
     """Fill ``_run_dir`` and the fields the layout implies (dataset, scale, method, variant, seed)."""
     record = dict(record)

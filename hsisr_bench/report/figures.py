@@ -1,7 +1,9 @@
 """Figures in the style of the SSRNet paper, from the results store only (never retrains).
 
 - :func:`error_map_figure` (Fig. 8): absolute error ``|SR − HR|`` of one band for every method of a
-  cell, one shared colour scale and colour bar, the ground-truth band beside them.
+  cell, the ground-truth band beside them at the same size, each panel titled with its mean absolute
+  error, one shared colour scale up to the 99th percentile of all methods' errors (values above it
+  are clipped, and the colour bar's arrow says so).
 - :func:`spectral_figure` (Fig. 9): the spectrum of the ground truth and of every method at one pixel,
   against wavelength in nm.
 - :func:`convergence_figure` (Fig. 7): validation PSNR per epoch from each run's ``train_log.csv``
@@ -19,8 +21,6 @@ so it runs headless and leaves a user's interactive backend alone.
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from hsisr_bench.atomic import atomic_path
+from hsisr_bench.atomic import atomic_write
 from hsisr_bench.errors import ConfigError, ResultsError
 from hsisr_bench.report import (
     cell_dir,
@@ -39,9 +39,17 @@ from hsisr_bench.report import (
     method_key,
     method_label,
     method_sort_key,
-    output_crop,
     read_wavelengths,
     slug,
+)
+from hsisr_bench.report.figure_data import (  # re-exported: the figures' public reading API
+    MethodRun,
+    cell_runs,
+    check_aligned,
+    load_prediction,
+    load_target,
+    read_train_log,
+    stored_scenes,
 )
 
 #: Output formats ``hsibench figures --format`` accepts.
@@ -55,108 +63,6 @@ RGB_WAVELENGTHS = (640.0, 550.0, 460.0)
 
 #: Colour map of the error maps (perceptually uniform; grey marks pixels a method does not produce).
 ERROR_CMAP = "viridis"
-
-
-@dataclass(frozen=True)
-class MethodRun:
-    """The run of one method chosen to draw: its record, run folder and output crop."""
-
-    key: str
-    label: str
-    record: Mapping[str, Any]
-    run_dir: Path
-    crop_bands: int
-    crop_pixels: int
-
-
-# ------------------------------------------------------------------------------------------ reading
-
-
-def cell_runs(records: Sequence[Mapping[str, Any]], dataset: str, scale: int, seed: Optional[int] = None,
-              experiment: Optional[str] = None) -> list[MethodRun]:
-    """One run per method of a cell: the given ``seed`` when it ran, else the lowest seed.
-
-    Args:
-        records: finished runs.
-        dataset, scale: the cell.
-        seed: preferred seed.
-        experiment: keep only this experiment's runs (see :func:`hsisr_bench.report.tables.experiment_records`).
-
-    Returns:
-        The runs in the paper's method order.
-    """
-    if experiment is not None:
-        from hsisr_bench.report.tables import experiment_records
-
-        records = experiment_records(records, experiment)
-    chosen: dict[str, Mapping[str, Any]] = {}
-    for record in records:
-        if str(record["dataset"]) != str(dataset) or int(record["scale"]) != int(scale):
-            continue
-        key = method_key(record)
-        current = chosen.get(key)
-        if current is None or _seed_preference(record, seed) < _seed_preference(current, seed):
-            chosen[key] = record
-    runs = []
-    for key in sorted(chosen, key=method_sort_key):
-        record = chosen[key]
-        bands, pixels = output_crop(record)
-        runs.append(MethodRun(key, method_label(record), record, Path(record["_run_dir"]), bands, pixels))
-    return runs
-
-
-def _seed_preference(record: Mapping[str, Any], seed: Optional[int]) -> tuple[int, int]:
-    value = int(record.get("seed", 0))
-    return (0 if seed is not None and value == seed else 1, value)
-
-
-def stored_scenes(results_dir: str | Path, dataset: str, scale: int) -> list[str]:
-    """Names of the test scenes whose HR target is stored for a cell (``targets/<scene>.npy``), sorted."""
-    folder = cell_dir(results_dir, dataset, scale) / "targets"
-    return sorted(p.stem for p in folder.glob("*.npy")) if folder.is_dir() else []
-
-
-def load_target(results_dir: str | Path, dataset: str, scale: int, scene: str) -> np.ndarray:
-    """The stored HR target region of a scene as float32 ``(L, H, W)``.
-
-    Raises:
-        ResultsError: the target file is missing or unreadable (lists the scenes that are stored).
-    """
-    path = cell_dir(results_dir, dataset, scale) / "targets" / f"{scene}.npy"
-    if not path.is_file():
-        stored = stored_scenes(results_dir, dataset, scale)
-        raise ResultsError(
-            f"No target {path} for scene '{scene}'. Stored scenes of {dataset} ×{scale}: "
-            f"{', '.join(stored) or 'none'} (choose one with --scene; targets are written by `hsibench run`).")
-    return _load_cube(path)
-
-
-def load_prediction(run: MethodRun, scene: str) -> Optional[np.ndarray]:
-    """A run's stored prediction of a scene as float32 ``(L', H', W')``, or ``None`` when it has none."""
-    path = run.run_dir / "predictions" / f"{scene}.npy"
-    return _load_cube(path) if path.is_file() else None
-
-
-def _load_cube(path: Path) -> np.ndarray:
-    try:
-        cube = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ResultsError(f"Cannot read {path}: {error}. Delete the run folder and run again to recompute it.") from None
-    if cube.ndim != 3:
-        raise ResultsError(f"{path} holds an array of shape {cube.shape}; expected a cube (L, H, W). "
-                           f"Delete the run folder and run again.")
-    return cube.astype(np.float32)
-
-
-def _check_aligned(run: MethodRun, prediction: np.ndarray, target_shape: tuple[int, int, int], scene: str) -> None:
-    """Raise when a prediction does not have the target's shape minus the method's output crop."""
-    L, H, W = target_shape
-    expected = (L - 2 * run.crop_bands, H - 2 * run.crop_pixels, W - 2 * run.crop_pixels)
-    if tuple(prediction.shape) != expected:
-        raise ResultsError(
-            f"{run.run_dir}/predictions/{scene}.npy has shape {tuple(prediction.shape)}, expected {expected} "
-            f"(target {target_shape} minus output crop of {run.crop_bands} bands and {run.crop_pixels} pixels "
-            f"per side). The run and the stored target disagree; rerun it with --force.")
 
 
 # ------------------------------------------------------------------------------------------ saving
@@ -177,8 +83,8 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     # Fixed metadata keeps PDF/SVG files reproducible (no creation date).
     metadata = {"png": {"Software": "hsisr-bench"}, "pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]
     try:
-        with atomic_path(path, suffix=f".{fmt}") as temporary:
-            figure.savefig(temporary, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
+        atomic_write(path, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi, metadata=metadata,
+                                                          bbox_inches="tight"))
     except OSError as error:
         raise ResultsError(f"Cannot write {path}: {error}. Pick a writable folder with --out.") from None
     return path
@@ -190,6 +96,9 @@ def save_figure(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
 def error_map_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset: str, scale: int, scene: str, *,
                      band: int = DEFAULT_BAND) -> Figure:
     """Fig. 8 style: the ground-truth band, then ``|SR − HR|`` of that band for each method, one colour scale.
+
+    The scale runs from 0 to the 99th percentile of every method's errors pooled (:func:`robust_limit`);
+    each panel's title gives the method's mean absolute error on the band (over the pixels it produces).
 
     Args:
         results_dir: the results folder.
@@ -216,7 +125,7 @@ def error_map_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset
         if prediction is None:
             missing.append(run.label)
             continue
-        _check_aligned(run, prediction, target.shape, scene)
+        check_aligned(run, prediction, target.shape, scene)
         index = band - 1 - run.crop_bands  # the method's own band index of target band `band`
         if not 0 <= index < prediction.shape[0]:
             not_produced.append(run.label)
@@ -225,24 +134,30 @@ def error_map_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset
         error = np.full((H, W), np.nan, dtype=np.float32)  # grey where the method produces nothing
         error[p:H - p, p:W - p] = np.abs(prediction[index] - reference[p:H - p, p:W - p])
         errors.append((run, error))
-    vmax = max([float(np.nanmax(e)) for _, e in errors] + [1e-6])
-    figure = Figure(figsize=(2.4 * (1 + max(len(errors), 1)) + 0.8, 3.0))
-    axes = figure.subplots(1, 1 + max(len(errors), 1), squeeze=False)[0]
+    vmax, clipped = robust_limit([e for _, e in errors])
+    n_panels = 1 + max(len(errors), 1)
+    # one extra narrow column holds the colour bar, so every image panel (ground truth included) is one size
+    figure = Figure(figsize=(2.4 * n_panels + 0.8, 3.3))
+    axes = list(figure.subplots(1, n_panels + 1, squeeze=False,
+                                gridspec_kw={"width_ratios": [1.0] * n_panels + [0.06]})[0])
+    bar_axes, axes = axes[-1], axes[:-1]
     axes[0].imshow(reference, cmap="gray", vmin=0.0, vmax=max(float(reference.max()), 1e-6))
     axes[0].set_title("Ground truth", fontsize=9)
     cmap = _cmap_with_grey()
     image = None
     for ax, (run, error) in zip(axes[1:], errors):
         image = ax.imshow(error, cmap=cmap, vmin=0.0, vmax=vmax)
-        ax.set_title(run.label, fontsize=9)
+        ax.set_title(f"{run.label}\nMAE {np.nanmean(error):.4f}", fontsize=9)
     if not errors:
         axes[1].text(0.5, 0.5, "no method produced this band", ha="center", va="center", fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     if image is not None:
-        colorbar = figure.colorbar(image, ax=list(axes[1:]), fraction=0.046, pad=0.02)
-        colorbar.set_label("|SR − HR|")
+        colorbar = figure.colorbar(image, cax=bar_axes, extend="max" if clipped else "neither")
+        colorbar.set_label(f"|SR − HR|{' (clipped at the 99th percentile)' if clipped else ''}", fontsize=8)
+    else:
+        bar_axes.set_axis_off()
     wavelengths = read_wavelengths(results_dir, dataset, scale)
     at = f" ({wavelengths[band - 1]:.0f} nm)" if wavelengths and len(wavelengths) == L else ""
     title = f"{dataset_title(dataset)} ×{scale}, {scene}: absolute error of band {band}{at}"
@@ -253,6 +168,26 @@ def error_map_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset
         notes.append(f"band {band} not produced: " + ", ".join(not_produced))
     figure.suptitle(title + ("\n" + "; ".join(notes) if notes else ""), fontsize=10)
     return figure
+
+
+#: Percentile of the pooled errors of all methods that sets the shared upper limit of the error maps.
+ERROR_PERCENTILE = 99.0
+
+
+def robust_limit(errors: Sequence[np.ndarray], percentile: float = ERROR_PERCENTILE) -> tuple[float, bool]:
+    """The shared upper limit of error maps: the ``percentile`` of all methods' errors pooled (NaN ignored).
+
+    A limit at the global maximum lets a few outlier pixels darken every panel; the 99th percentile
+    keeps the differences between methods visible and the colour bar marks the clipped values.
+
+    Returns:
+        ``(limit, clipped)``: the limit (at least 1e-6) and whether any error lies above it.
+    """
+    values = np.concatenate([e[np.isfinite(e)].ravel() for e in errors]) if errors else np.zeros(0)
+    if values.size == 0:
+        return 1e-6, False
+    limit = max(float(np.percentile(values, percentile)), 1e-6)
+    return limit, bool((values > limit).any())
 
 
 def _cmap_with_grey():
@@ -314,7 +249,7 @@ def spectral_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset:
         if prediction is None:
             notes.append(f"{run.label}: not run")
             continue
-        _check_aligned(run, prediction, target.shape, scene)
+        check_aligned(run, prediction, target.shape, scene)
         b, p = run.crop_bands, run.crop_pixels
         if not (p <= y < H - p and p <= x < W - p):
             notes.append(f"{run.label}: pixel outside its output")
@@ -330,30 +265,6 @@ def spectral_figure(results_dir: str | Path, runs: Sequence[MethodRun], dataset:
 
 
 # ------------------------------------------------------------------------------------------ Fig. 7
-
-
-def read_train_log(run_dir: str | Path) -> Optional[dict[str, np.ndarray]]:
-    """A run's ``train_log.csv`` as column -> float array (empty cells become NaN), or ``None`` when absent."""
-    path = Path(run_dir) / "train_log.csv"
-    if not path.is_file():
-        return None
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise ResultsError(f"Cannot read {path}: {error}.") from None
-    if not rows:
-        return None
-    columns = {}
-    for name in rows[0]:
-        values = []
-        for row in rows:
-            try:
-                values.append(float(row.get(name) or "nan"))
-            except ValueError:
-                values.append(float("nan"))
-        columns[name] = np.asarray(values)
-    return columns
 
 
 def convergence_figure(records: Sequence[Mapping[str, Any]], dataset: str, scale: int, *,

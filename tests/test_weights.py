@@ -1,0 +1,116 @@
+"""Released weights: ``hsibench export-weights`` and :func:`hsisr_bench.external.load_weights`.
+
+One EDSR run trained for one smoke epoch on tiny synthetic data serves every test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hsisr_bench.cli import main
+from hsisr_bench.errors import DataError, MethodError
+from hsisr_bench.external import load_weights, open_testset, read_weights
+
+TINY = ("dataset.n_scenes=4", "dataset.size=40")
+CELL = ["--dataset", "synthetic", "--scale", "2", "--profile", "smoke", "--set", TINY[0], "--set", TINY[1]]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("weights")
+    out = root / "results"
+    result = invoke("run", "--methods", "bicubic,edsr", *CELL, "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    run_dir = out / "synthetic/x2/edsr/seed0"
+    exported = invoke("export-weights", str(run_dir), "--to", str(root / "edsr_x2.pt"))
+    assert exported.exit_code == 0, exported.output
+    return {"root": root, "out": out, "run_dir": run_dir, "file": root / "edsr_x2.pt"}
+
+
+def test_export_writes_weights_and_a_manifest_entry_with_the_sha256(trained):
+    file = trained["file"]
+    entry = json.loads(file.with_suffix(".json").read_text())
+    assert entry["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    config = json.loads((trained["run_dir"] / "config.json").read_text())
+    for key in ("method", "options", "dataset", "scale", "split", "protocol", "run_id"):
+        assert entry[key] == config[key], key
+    assert entry["bands"] == 31 and entry["metrics"]["mean"]["psnr"] > 0
+    # Smaller than the checkpoint: no optimiser state, RNG states or log.
+    assert file.stat().st_size < (trained["run_dir"] / "checkpoint.pt").stat().st_size
+
+
+@pytest.mark.parametrize("source", ["weights", "checkpoint"])
+def test_loaded_weights_reproduce_the_runs_predictions(trained, source):
+    from hsisr_bench.engine.evaluate import predict
+    from hsisr_bench.registry import get_method_info
+
+    path = trained["file"] if source == "weights" else trained["run_dir"] / "checkpoint.pt"
+    model, weights = load_weights(path, method="edsr", scale=2, bands=31)
+    assert weights.kind == source and weights.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    testset = open_testset("synthetic", 2, profile="smoke", overrides=TINY)
+    for image in testset.images:
+        sr = predict(model, get_method_info("edsr"), image.lr, scale=2, mean=weights.band_mean, device="cpu")
+        stored = np.load(trained["run_dir"] / "predictions" / f"{image.name}.npy").astype(np.float32)
+        np.testing.assert_allclose(sr, stored, atol=1e-3)  # predictions are stored as float16
+
+
+def test_weights_for_another_method_or_scale_are_refused_naming_both(trained):
+    with pytest.raises(MethodError, match=r"method 'edsr'.*not 'ssrnet'"):
+        load_weights(trained["file"], method="ssrnet", scale=2, bands=31)
+    with pytest.raises(MethodError, match=r"trained at x2, not x3"):
+        load_weights(trained["file"], method="edsr", scale=3, bands=31)
+    with pytest.raises(MethodError, match=r"other options.*n_resblocks"):
+        load_weights(trained["file"], method="edsr", scale=2, bands=31, options={"n_resblocks": 4})
+    with pytest.raises(MethodError, match="no parameters"):
+        load_weights(trained["file"], method="bicubic", scale=2, bands=31)
+
+
+def test_plain_state_dict_needs_a_band_mean_and_must_fit(trained, tmp_path):
+    weights = read_weights(trained["file"])
+    plain = tmp_path / "plain.pt"
+    torch.save({f"module.{k}": v for k, v in weights.state_dict.items()}, plain)  # as DataParallel saves it
+    with pytest.raises(DataError, match="band mean"):
+        load_weights(plain, method="edsr", scale=2, bands=31)
+    np.save(tmp_path / "mean.npy", weights.band_mean)
+    model, loaded = load_weights(plain, method="edsr", scale=2, bands=31, band_mean=tmp_path / "mean.npy")
+    assert loaded.kind == "state_dict"
+    np.testing.assert_array_equal(loaded.band_mean, weights.band_mean)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, weights.state_dict[key])
+    with pytest.raises(MethodError, match="does not fit ssrnet at x2.*missing"):
+        load_weights(plain, method="ssrnet", scale=2, bands=31, band_mean=weights.band_mean)
+    with pytest.raises(DataError, match="has 31 values; the dataset has 33"):
+        load_weights(plain, method="edsr", scale=2, bands=33, band_mean=weights.band_mean)
+
+
+def test_unreadable_or_missing_files_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match="Cannot read the weights file"):
+        read_weights(bad)
+    with pytest.raises(DataError, match="does not exist"):
+        read_weights(tmp_path / "absent.pt")
+
+
+def test_export_weights_refuses_untrained_runs_and_overwrites(trained, tmp_path):
+    before = trained["file"].read_bytes()
+    again = invoke("export-weights", str(trained["run_dir"]), "--to", str(trained["file"]))
+    assert again.exit_code == 2 and "exists" in again.output and "--force" in again.output
+    assert trained["file"].read_bytes() == before
+    bicubic = invoke("export-weights", str(trained["out"] / "synthetic/x2/bicubic/seed0"), "--to",
+                     str(tmp_path / "b.pt"))
+    assert bicubic.exit_code == 2 and "no checkpoint.pt" in bicubic.output
+    assert not (tmp_path / "b.pt").exists()
+    nothing = invoke("export-weights", str(tmp_path), "--to", str(tmp_path / "c.pt"))
+    assert nothing.exit_code == 2 and "not a run folder" in nothing.output
