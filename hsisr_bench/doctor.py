@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 #: The checks in the order they run; ``--checks`` selects a subset by these names.
-CHECKS = ("environment", "contract", "tiled", "training", "resume", "throughput", "inference", "ddp", "projection")
+CHECKS = ("environment", "contract", "tiled", "training", "resume", "throughput", "compile", "inference", "ddp",
+          "projection")
 #: Tiny synthetic data and networks for the smoke trainings: minutes on a CPU, seconds on a GPU.
 _TINY = ("dataset.n_scenes=4", "dataset.size=48", "method.edsr.options.n_resblocks=1", "method.edsr.options.n_feats=8")
 
@@ -186,8 +187,13 @@ def check_resume(device: str, out: Path) -> Iterator[Check]:
     yield _timed("resume: Ctrl-C, then the same command", run)
 
 
-def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str, steps: int = 3) -> dict:
-    """Median seconds of one training step (harness forward, loss, backward, Adam) and the data share."""
+def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str, steps: int = 3,
+               compile_model: bool = False) -> dict:
+    """Median seconds of one training step (harness forward, loss, backward, Adam) and the data share.
+
+    With ``compile_model`` the network runs through ``torch.compile``; ``first`` is the first step's
+    time, which includes the compilation.
+    """
     from hsisr_bench.engine.losses import get_loss
     from hsisr_bench.engine.train import TrainSettings, forward_with_mean, make_optimizer, output_crop_of
     from hsisr_bench.registry import create_method, get_method_info
@@ -195,6 +201,7 @@ def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str,
     info = get_method_info(method)
     torch.manual_seed(0)
     model = create_method(method, bands=31, scale=2).to(device).train()
+    network = torch.compile(model) if compile_model else model
     settings = TrainSettings(epochs=1, batch_size=batch, lr=1e-4, loss=info.loss, device=device)
     optimizer, loss_fn, crop = make_optimizer(model, settings), get_loss(info.loss), output_crop_of(model, info)
     mean = torch.full((1, 31, 1, 1), 0.3, device=device)
@@ -211,7 +218,7 @@ def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str,
         context = torch.autocast(torch.device(device).type, dtype=dtype) if dtype else torch.autocast(
             torch.device(device).type, enabled=False)
         with context:
-            sr = forward_with_mean(model, info, lr, mean, 2, crop)
+            sr = forward_with_mean(network, info, lr, mean, 2, crop)
         loss = loss_fn(sr.float(), crop.apply(hr))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -219,10 +226,10 @@ def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str,
         _sync(device)
         times.append(time.perf_counter() - began)
         waits.append(fetched - began)
-    times, waits = times[1:], waits[1:]  # the first step warms up
+    first, times, waits = times[0], times[1:], waits[1:]  # the first step warms up (and compiles)
     order = np.argsort(times)
     median = times[order[len(order) // 2]]
-    return {"seconds": median, "data_share": float(np.sum(waits) / np.sum(times))}
+    return {"seconds": median, "first": first, "data_share": float(np.sum(waits) / np.sum(times))}
 
 
 def _throughput_plan(device: str) -> tuple[int, list[int]]:
@@ -252,6 +259,20 @@ def check_throughput(device: str) -> Iterator[Check]:
                 return "pass", f"LR {lr_patch}x{lr_patch} x2: " + "; ".join(parts) + f" ({bound})"
 
             yield _timed(f"throughput: {method} {precision}", run)
+
+
+def check_compile(device: str) -> Iterator[Check]:
+    """EDSR training step through ``torch.compile`` against eager (``--compile``; off by default)."""
+    lr_patch, batches = _throughput_plan(device)
+
+    def run():
+        eager = _step_time("edsr", device, batch=batches[0], lr_patch=lr_patch, amp="none")
+        compiled = _step_time("edsr", device, batch=batches[0], lr_patch=lr_patch, amp="none", compile_model=True)
+        return "pass", (f"batch {batches[0]}, LR {lr_patch}x{lr_patch} x2: eager {eager['seconds'] * 1000:.0f} ms/step, "
+                        f"compiled {compiled['seconds'] * 1000:.0f} ms/step "
+                        f"({eager['seconds'] / compiled['seconds']:.2f}x; first compiled step {compiled['first']:.0f} s)")
+
+    yield _timed("compile: edsr eager vs torch.compile", run)
 
 
 def check_inference(device: str) -> Iterator[Check]:

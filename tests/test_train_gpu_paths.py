@@ -12,8 +12,6 @@ import torch
 import torch.nn as nn
 
 from hsisr_bench.data.imresize import imresize
-from hsisr_bench.data.patches import PatchBank, band_mean
-from hsisr_bench.data.synthetic import make_synthetic_scenes
 from hsisr_bench.engine import checkpoint as checkpoint_module
 from hsisr_bench.engine import losses
 from hsisr_bench.engine import train as train_module
@@ -21,25 +19,9 @@ from hsisr_bench.engine.batches import StepBatchSampler, make_loader
 from hsisr_bench.engine.train import (TrainSettings, epoch_order, forward_with_mean, load_checkpoint,
                                       make_optimizer, output_crop_of, train)
 from hsisr_bench.errors import TrainingError
-from hsisr_bench.registry import create_method, get_method_info
+from hsisr_bench.registry import get_method_info
 
-
-@pytest.fixture(scope="module")
-def tiny_bank():
-    scenes = make_synthetic_scenes(n_scenes=2, size=32, bands=8)
-    return PatchBank(scenes, scale=2, lr_patch=6, patches_per_image=3, rescales=(1.0,), augment=True, seed=0), \
-        band_mean(scenes)
-
-
-def _settings(**changes) -> TrainSettings:
-    base = dict(epochs=3, batch_size=4, lr=1e-3, loss="l1", seed=0, steps_per_epoch=3, progress=False)
-    base.update(changes)
-    return TrainSettings(**base)
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return create_method("edsr", bands=8, scale=2, n_resblocks=1, n_feats=8)
+from test_train import _model, _settings, tiny_bank  # noqa: F401 - the same tiny bank, settings and network
 
 
 def _quiet(message: str) -> None:

@@ -15,7 +15,7 @@ from hsisr_bench.errors import ConfigError
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for the verdict (doctor.md) and the smoke runs (default: a temporary folder).")
 @click.option("--checks", default=None, help="Comma-separated subset of: environment, contract, tiled, training, "
-                                             "resume, throughput, inference, ddp, projection.")
+                                             "resume, throughput, compile, inference, ddp, projection.")
 @click.option("--threads", type=int, default=None, help="CPU threads for PyTorch.")
 def doctor(device: str, out: Optional[Path], checks: Optional[str], threads: Optional[int]) -> None:
     """Check that this machine trains and scores correctly: CUDA equals CPU, tiled equals untiled, smoke
