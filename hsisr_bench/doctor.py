@@ -91,7 +91,7 @@ def check_contract(device: str) -> Iterator[Check]:
                 on_cpu = super_resolve(model, lr, scale=2, info=info, device="cpu", progress=False)
                 on_device = super_resolve(model, lr, scale=2, info=info, device=device, progress=False)
                 diff = float((on_cpu - on_device.cpu()).abs().max())
-                return ("pass" if diff <= 1e-4 else "fail"), f"max |CPU - {device}| = {diff:.2e} (limit 1e-4)"
+                return ("pass" if diff <= 1e-4 else "fail"), f"max abs(CPU - {device}) = {diff:.2e} (limit 1e-4)"
 
             yield _timed(f"contract: {name} on {device} equals CPU", run)
     finally:
@@ -108,7 +108,7 @@ def check_tiled(device: str) -> Iterator[Check]:
             whole = super_resolve(model, lr, scale=2, info=info, device=device, progress=False)
             tiled = super_resolve(model, lr, scale=2, info=info, device=device, tile=8, progress=False)
             diff = float((whole - tiled).abs().max())
-            return ("pass" if diff <= 1e-5 else "fail"), f"max |tiled - untiled| = {diff:.2e} (8-pixel LR tiles)"
+            return ("pass" if diff <= 1e-5 else "fail"), f"max abs(tiled - untiled) = {diff:.2e} (8-pixel LR tiles)"
 
         yield _timed(f"tiled: {name}", run)
 
@@ -182,7 +182,7 @@ def check_resume(device: str, out: Path) -> Iterator[Check]:
         limit = 0.0 if device == "cpu" else 1e-5  # GPU kernels need not be bit-reproducible
         if not interrupted:
             return "fail", "training finished before it could be interrupted; nothing was resumed"
-        return ("pass" if diff <= limit else "fail"), f"max |resumed - uninterrupted| weight = {diff:.2e}"
+        return ("pass" if diff <= limit else "fail"), f"max abs(resumed - uninterrupted) weight = {diff:.2e}"
 
     yield _timed("resume: Ctrl-C, then the same command", run)
 
@@ -347,6 +347,7 @@ def run_doctor(device: str, out: Optional[Path] = None, checks: tuple[str, ...] 
         "environment": lambda: check_environment(device), "contract": lambda: check_contract(device),
         "tiled": lambda: check_tiled(device), "training": lambda: check_training(device, runs),
         "resume": lambda: check_resume(device, runs), "throughput": lambda: check_throughput(device),
+        "compile": lambda: check_compile(device),
         "inference": lambda: check_inference(device), "ddp": lambda: check_ddp(device, runs),
         "projection": lambda: check_projection(device),
     }

@@ -198,7 +198,7 @@ def test_broken_data_fails_before_the_first_cell(tmp_path):
 def test_an_impossible_scale_leaves_no_folder_behind(tmp_path):
     out = tmp_path / "results"
     result = invoke("run", "--methods", "bicubic", "--dataset", "synthetic", "--scale", "1000", "--out", out, *SMOKE)
-    assert result.exit_code == 2 and "too small" in result.output
+    assert result.exit_code == 2 and "x1000 needs test regions of at least 1000 pixels" in result.output
     assert not out.exists()
 
 

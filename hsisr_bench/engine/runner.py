@@ -28,7 +28,7 @@ from hsisr_bench.engine.evaluate import (CellData, CellOutcome, EvalImage, eval_
                                          validation)
 from hsisr_bench.engine.plan import Cell, data_key
 from hsisr_bench.engine.train import load_checkpoint, output_crop_of, train
-from hsisr_bench.errors import ConfigError, HsiBenchError, ResultsError
+from hsisr_bench.errors import ConfigError, DataError, HsiBenchError, ResultsError
 from hsisr_bench.registry import MethodInfo, OutputCrop, get_method_info
 
 
@@ -69,7 +69,13 @@ def prepare(cell: Cell, data: Optional[CellData] = None, weights: Optional[Path]
     run = cell.run
     info = get_method_info(run.method.name)
     data = data if data is not None else open_cell_data(run)
-    bands = int(data.dataset.load(data.train[0]).bands)  # a training scene: every rank reads those anyway
+    first = data.dataset.load(data.train[0])  # a training scene: every rank reads those anyway
+    side = min(run.protocol.test_region, *first.cube.shape[-2:])
+    if side < run.scale:  # before any network is built for an impossible scale (x1000 would need gigabytes)
+        raise DataError(f"x{run.scale} needs test regions of at least {run.scale} pixels; dataset "
+                        f"'{run.dataset.name}' scene {first.name} is {first.cube.shape[-2]}x{first.cube.shape[-1]} "
+                        f"and the test region is {run.protocol.test_region}. Use a smaller --scale.")
+    bands = int(first.bands)
     loaded = None
     if weights is not None:
         from hsisr_bench.weights import load_weights
