@@ -170,3 +170,10 @@ def test_torchrun_two_processes_rerun_of_finished_cells_exits_cleanly(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert (again.stdout + again.stderr).count("already finished") == 2
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps  # nothing rewritten
+
+
+def test_an_explicit_gpu_index_is_a_valid_device_and_a_typo_is_not():
+    run = _runs("bicubic", (2,))[0]
+    assert config.apply_overrides(run, ['device="cuda:1"']).device == "cuda:1"
+    with pytest.raises(ConfigError, match="cuda:<index>"):
+        config.apply_overrides(run, ['device="gpu"'])

@@ -29,7 +29,8 @@ def _common_options(func):
                      help="Data root (else $HSIBENCH_DATA, else ./data). Not needed for the synthetic dataset."),
         click.option("--profile", default="quick", show_default=True,
                      help="Protocol profile: paper, quick or smoke (configs/protocols)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda or cuda:<index> (under torchrun, cuda is cuda:<LOCAL_RANK>)."),
         click.option("--amp", default="none", show_default=True,
                      help="Mixed precision of training: none, bf16 (CUDA, or a CPU with bf16) or fp16 (CUDA)."),
         click.option("--eval-amp", is_flag=True,
@@ -144,15 +145,6 @@ def _start(runs: Sequence[RunConfig], out: Path, shard: Optional[str], threads: 
     return plan
 
 
-def _announce_splits(cells) -> None:
-    """Say loudly, before any work, when a split was restricted to the scenes present."""
-    from hsisr_bench.engine.plan import split_notes
-    from hsisr_bench.engine.runner import open_plan_data
-
-    for note in split_notes(open_plan_data(cells)):
-        _echo(f"WARNING: {note}")
-
-
 @click.command()
 @click.option("--methods", default=None, help="Comma-separated methods (name or name+variant), or 'all'.")
 @click.option("--dataset", default=None, help="Dataset(s), comma-separated: cave, harvard, foster, synthetic, generic.")
@@ -179,7 +171,6 @@ def run(methods, dataset, scale, seed, experiment, shard, dry_run, **options) ->
         if distributed.current().is_main:
             print_plan(plan, click.echo)
         return
-    _announce_splits(plan.cells)
     records = execute(plan.cells, force=options["force"], progress=options["progress"], notify=_echo,
                       resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
     if distributed.current().is_main and records:
@@ -220,7 +211,6 @@ def train(method, dataset, scale, seed, **options) -> None:
     from hsisr_bench.engine.runner import execute
 
     plan = _one_cell(method, dataset, scale, seed, **options)
-    _announce_splits(plan.cells)
     execute(plan.cells, force=options["force"], progress=options["progress"], mode="train", notify=_echo,
             resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
 

@@ -10,6 +10,7 @@ function that sets the field; a key no handler takes is a ``ConfigError`` with a
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable, Optional, Sequence
 
 from hsisr_bench.config.files import tomllib
@@ -186,8 +187,9 @@ def check_run(run: RunConfig) -> None:
 
     if not isinstance(run.scale, int) or isinstance(run.scale, bool) or run.scale < 2:
         raise ConfigError(f"scale must be an integer of at least 2, got {run.scale!r} (--scale).")
-    if run.device not in DEVICES:
-        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {run.device!r} (--device).")
+    if run.device not in DEVICES and not re.fullmatch(r"cuda:\d+", str(run.device)):
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} or cuda:<index>, got {run.device!r} "
+                          f"(--device).")
     if run.amp not in AMP_MODES:
         raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {run.amp!r} (--amp).")
     if run.tf32 not in TF32_MODES:

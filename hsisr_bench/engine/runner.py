@@ -26,7 +26,7 @@ from hsisr_bench.engine import distributed
 from hsisr_bench.engine.evaluate import (CellData, CellOutcome, EvalImage, eval_image, evaluate_run, make_model,
                                          make_patch_bank, open_cell_data, resolve_config, train_settings,
                                          validation)
-from hsisr_bench.engine.plan import Cell, data_key
+from hsisr_bench.engine.plan import Cell, data_key, split_notes
 from hsisr_bench.engine.train import load_checkpoint, output_crop_of, train
 from hsisr_bench.errors import ConfigError, DataError, HsiBenchError, ResultsError
 from hsisr_bench.registry import MethodInfo, OutputCrop, get_method_info
@@ -271,6 +271,8 @@ def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bo
     if not cells:
         return []
     opened = open_plan_data(cells)
+    for note in split_notes(opened):  # loudly, before any work: the experiment differs from the split file
+        notify(f"WARNING: {note}")
     records = []
     for cell in cells:
         notify(f"[{cell.index}/{cell.total}] {cell.describe()}")
