@@ -188,7 +188,7 @@ def check_resume(device: str, out: Path) -> Iterator[Check]:
 
 
 def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str, steps: int = 3,
-               compile_model: bool = False) -> dict:
+               compile_model: bool = False, options: Optional[dict] = None) -> dict:
     """Median seconds of one training step (harness forward, loss, backward, Adam) and the data share.
 
     With ``compile_model`` the network runs through ``torch.compile``; ``first`` is the first step's
@@ -200,7 +200,7 @@ def _step_time(method: str, device: str, *, batch: int, lr_patch: int, amp: str,
 
     info = get_method_info(method)
     torch.manual_seed(0)
-    model = create_method(method, bands=31, scale=2).to(device).train()
+    model = create_method(method, bands=31, scale=2, **(options or {})).to(device).train()
     network = torch.compile(model) if compile_model else model
     settings = TrainSettings(epochs=1, batch_size=batch, lr=1e-4, loss=info.loss, device=device)
     optimizer, loss_fn, crop = make_optimizer(model, settings), get_loss(info.loss), output_crop_of(model, info)
@@ -256,6 +256,10 @@ def check_throughput(device: str) -> Iterator[Check]:
                     parts.append(f"batch {batch}: {measured['seconds'] * 1000:.0f} ms/step, "
                                  f"{batch / measured['seconds']:.1f} patches/s, data {measured['data_share']:.0%}")
                 bound = "device-bound" if per_patch[1] > 0.6 * per_patch[0] else "host-bound at the small batch"
+                if method == "ssrnet" and amp == "none":  # the fast formulation against the plain model
+                    plain = _step_time(method, device, batch=batches[0], lr_patch=lr_patch, amp=amp,
+                                       options={"fast": False})
+                    parts.append(f"plain model (fast=False) batch {batches[0]}: {plain['seconds'] * 1000:.0f} ms/step")
                 return "pass", f"LR {lr_patch}x{lr_patch} x2: " + "; ".join(parts) + f" ({bound})"
 
             yield _timed(f"throughput: {method} {precision}", run)
