@@ -181,3 +181,20 @@ def test_every_override_section_has_a_handler_and_per_method_keys_ignore_case():
     with pytest.raises(ConfigError, match=r"--set protocol.a.b: unknown key"):
         config.plan_runs(methods="ssrnet", datasets=["synthetic"], scales=[2], profile="smoke",
                          overrides=["protocol.a.b=1"])
+
+
+def test_a_methods_defaults_live_in_its_registration_and_toml_files_only_override():
+    """One source of truth: a configs/methods file that restates the registration's loss or optimiser is a
+    second copy that can drift; it may only change them."""
+    import sys
+
+    from hsisr_bench import CONFIG_DIR
+    from hsisr_bench.registry import get_method_info
+
+    tomllib = __import__("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    for path in sorted((CONFIG_DIR / "methods").glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        info = get_method_info(path.stem)
+        assert data.get("loss", None) != info.loss, f"{path} restates the registration's loss"
+        for key, value in data.get("optimizer", {}).items():
+            assert info.optimizer.get(key) != value, f"{path} restates optimizer.{key}"

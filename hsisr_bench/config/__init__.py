@@ -4,7 +4,8 @@ Three kinds of file live under ``configs/`` (``hsisr_bench.CONFIG_DIR``):
 
 - ``protocols/<name>.toml``: the shared training/evaluation protocol (``paper``, ``quick``, ``smoke``),
   flat keys that map one to one onto :class:`Protocol`.
-- ``methods/<name>.toml``: one method's paper defaults (loss, optimiser, factory options).
+- ``methods/<name>.toml``: one method's factory options, and overrides of the loss and optimiser that
+  its registration declares (the registration is the one source of those defaults).
 - ``experiments/<name>.toml``: a grid (methods × variants × losses × datasets × scales × seeds) that
   :func:`plan_runs` expands into one :class:`RunConfig` per cell.
 
