@@ -23,7 +23,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from hsisr_bench.data import readers
+from hsisr_bench.data import cave_reader, generic_reader, mat_reader, readers
 from hsisr_bench.errors import DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,8 +91,8 @@ def _check_scene(spec: Any, source: Path, options: dict[str, Any]) -> str:
 
 
 def _check_cave(scene_dir: Path) -> str:
-    folder = readers._cave_band_folder(scene_dir)  # raises on no band files / several band folders
-    files = readers._cave_ordered_bands(folder, scene_dir.name)  # raises on missing/duplicate bands
+    folder = cave_reader._cave_band_folder(scene_dir)  # raises on no band files / several band folders
+    files = cave_reader._cave_ordered_bands(folder, scene_dir.name)  # raises on missing/duplicate bands
     problems, sizes = [], {}
     for file in files:
         try:
@@ -157,11 +157,11 @@ def png_header(file: Path) -> tuple[int, int, str]:
 def _check_named_mat(path: Path, reader: str, key: Optional[str]) -> str:
     variable = key or (readers.HARVARD_VARIABLE if reader == "harvard" else readers.FOSTER_VARIABLE)
     bands = len(readers.HARVARD_WAVELENGTHS if reader == "harvard" else readers.FOSTER_WAVELENGTHS)
-    variables = readers._list_mat_variables(path)
+    variables = mat_reader._list_mat_variables(path)
     shapes = {name: shape for name, shape, _ in variables}
     if variable not in shapes:
         hint = "--set dataset.key=NAME names another variable"
-        return (f"{path}: no variable {variable!r}; variables found: {readers._describe_variables(variables)} "
+        return (f"{path}: no variable {variable!r}; variables found: {mat_reader._describe_variables(variables)} "
                 f"({hint})")
     shape = shapes[variable]
     if len(shape) != 3 or shape[2] != bands:
@@ -175,19 +175,19 @@ def _check_generic(path: Path, key: Optional[str], band_axis: Optional[int]) -> 
         return f"{path} is a folder, not a {', '.join(readers.GENERIC_SUFFIXES)} file"
     if suffix == ".npy":
         return _check_npy(path)
-    if suffix == ".mat" and not readers._is_hdf5(path):
-        shapes = {name: (shape, True) for name, shape, _ in readers._list_mat_variables(path)}
+    if suffix == ".mat" and not mat_reader._is_hdf5(path):
+        shapes = {name: (shape, True) for name, shape, _ in mat_reader._list_mat_variables(path)}
     elif suffix in (".mat", ".h5", ".hdf5"):
-        if not readers._is_hdf5(path):
+        if not mat_reader._is_hdf5(path):
             return f"{path} is not an HDF5 file (corrupt, truncated, or a wrong suffix)"
-        with readers._open_hdf5(path) as file:
+        with mat_reader._open_hdf5(path) as file:
             shapes = {}
-            for name, item in readers._hdf5_datasets(file).items():
-                matlab = readers._is_matlab_dataset(item)
+            for name, item in mat_reader._hdf5_datasets(file).items():
+                matlab = mat_reader._is_matlab_dataset(item)
                 shapes[name] = (tuple(reversed(item.shape)) if matlab else tuple(item.shape), matlab)
     else:
         return f"{path}: unsupported file type {path.suffix!r}"
-    variable = readers._pick_variable(path, shapes, key, band_axis)  # raises when there is no clear cube
+    variable = generic_reader._pick_variable(path, shapes, key, band_axis)  # raises when there is no clear cube
     if len(shapes[variable][0]) != 3:
         return f"{path}: variable {variable!r} is {'x'.join(map(str, shapes[variable][0]))}; expected a 3-D cube"
     return ""
