@@ -324,6 +324,23 @@ def find_predictions(pred_dir: PathLike, names: Sequence[str]) -> dict[str, Path
     return {name: files[name][0] for name in names}
 
 
+def check_dtype(array: Any, where: str) -> np.ndarray:
+    """Accept only real floating-point or integer cubes, as the dataset readers do.
+
+    A complex cube would be scored on its real part (or as PSNR = inf), a bool or datetime one as
+    numbers it does not hold; strings, records and objects are not numbers at all.
+
+    Raises:
+        DataError: naming the file, its dtype and what is expected.
+    """
+    dtype = getattr(array, "dtype", None)
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu" or dtype.fields is not None:
+        described = "complex" if dtype is not None and dtype.kind == "c" else str(dtype)
+        raise DataError(f"{where} holds {described} data (dtype {dtype}); a prediction must be a real "
+                        f"floating-point or integer cube with values in [0, 1]. Save the SR cube as float32.")
+    return array
+
+
 def check_values(sr: np.ndarray, where: str) -> np.ndarray:
     """Reject NaN/Inf and values far outside [0, 1]; clip small excursions as the harness clips.
 
@@ -393,7 +410,7 @@ def load_predictions(testset: TestSet, pred_dir: PathLike, layout: str = "auto")
     loaded = {}
     for image in testset.images:
         path = paths[image.name]
-        raw = read_prediction(path)
+        raw = check_dtype(read_prediction(path), str(path))
         sr = to_lhw(raw, image.hr.shape, layout, str(path))
         used = layout if layout != "auto" else ("lhw" if tuple(raw.shape) == tuple(image.hr.shape) else "hwl")
         loaded[image.name] = {"sr": check_values(sr, str(path)), "file": path.name, "sha256": file_sha256(path),
@@ -417,6 +434,34 @@ def _check_targets(out_dir: Path, testset: TestSet) -> None:
                     f"{path} holds a target of shape {old.shape} that differs from this test set's {new.shape}: "
                     f"{path.parent.parent} was written with another profile, split or dataset. Use the same "
                     f"--profile/--split-file as those runs, or another --out.")
+
+
+def _check_only_external(directory: Path, name: str) -> None:
+    """Refuse a run folder that holds anything but an earlier ``score`` (``external: true``), even under
+    ``--force``: a trained run there (e.g. of a plugin that is not loaded now, so its name passed
+    :func:`check_name`) would lose its checkpoint and training log.
+
+    Raises:
+        ResultsError: naming the folder and what it holds.
+    """
+    if not directory.is_dir():
+        return
+    held = sorted(p.name for p in directory.iterdir() if p.name != results.LOCK_FILE)
+    if not held:
+        return
+    for file in (results.CONFIG_FILE, results.METRICS_FILE):
+        path = directory / file
+        if path.is_file():
+            try:
+                record = results.read_json(path)
+            except ResultsError:
+                continue
+            if isinstance(record, dict) and record.get("external") is True:
+                return
+    raise ResultsError(f"{directory} holds a run that 'hsibench score' did not write ({', '.join(held[:5])}"
+                       f"{', ...' if len(held) > 5 else ''}): probably a trained method named '{name}' (a plugin "
+                       f"not loaded now). 'score' replaces only an earlier scoring, even with --force. Give "
+                       f"another --name, or another --out.")
 
 
 def score_predictions(testset: TestSet, pred_dir: PathLike, name: str, out_dir: PathLike, *,
@@ -468,6 +513,7 @@ def score_predictions(testset: TestSet, pred_dir: PathLike, name: str, out_dir: 
     directory = results.run_dir(out_dir, run.dataset.name, run.scale, name, 0)
     results.ensure_writable(out_dir)
     _check_targets(out_dir, testset)
+    _check_only_external(directory, name)
     state = "new" if force else results.run_state(directory, resolved)  # raises on another run, unless force
     if state == "finished":
         return ScoreOutcome("skipped", directory, results.read_json(directory / results.METRICS_FILE))

@@ -92,8 +92,6 @@ def read_weights(path: PathLike) -> WeightsFile:
     Raises:
         DataError: the file is missing, unreadable, or holds something other than weights.
     """
-    import torch
-
     path = Path(path)
     state = _torch_load(path)
     sha = file_sha256(path)
@@ -103,12 +101,67 @@ def read_weights(path: PathLike) -> WeightsFile:
         kind = "weights" if state.get("format") == WEIGHTS_FORMAT else "checkpoint"
         manifest = dict(state.get("manifest") or {}) if kind == "weights" else \
             {k: v for k, v in dict(state.get("config") or {}).items() if k in _MANIFEST_KEYS}
-        mean = state.get("band_mean")
-        mean = None if mean is None else np.asarray(torch.as_tensor(mean).reshape(-1), dtype=np.float32)
-        return WeightsFile(path, sha, kind, _clean_state_dict(state["model"], path), mean, manifest)
+        mean = _read_mean(state.get("band_mean"), path)
+        return WeightsFile(path, sha, kind, _clean_state_dict(state["model"], path), mean,
+                           _check_manifest(manifest, path))
     inner = state.get("state_dict")  # Lightning-style wrapper
     return WeightsFile(path, sha, "state_dict",
                        _clean_state_dict(inner if isinstance(inner, Mapping) else state, path), None, {})
+
+
+def _read_mean(value: Any, path: Path) -> Optional[np.ndarray]:
+    """The recorded band mean as ``(L,)`` float32, or ``None``; anything but finite real numbers is refused
+    here, naming the file, so a crafted mean is never blamed on the model's output later."""
+    import torch
+
+    if value is None:
+        return None
+    ok = isinstance(value, torch.Tensor) and not value.is_complex() and value.dtype != torch.bool
+    if not ok and isinstance(value, (list, tuple)):
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    mean = np.asarray(torch.as_tensor(value).reshape(-1).float(), dtype=np.float32) if ok else None
+    if mean is None or mean.size == 0 or not np.isfinite(mean).all():
+        shown = f"{type(value).__name__} {value!r}"[:80] if mean is None else f"{mean.size} values, " \
+            f"{int(mean.size - np.isfinite(mean).sum())} NaN or infinite"
+        raise DataError(f"{path}: 'band_mean' must be one finite number per band; it holds {shown}. The file is "
+                        f"damaged or was not written by 'hsibench export-weights': export the run again.")
+    return mean
+
+
+def _check_manifest(manifest: dict, path: Path) -> dict:
+    """Check the types of the manifest fields :func:`load_weights` compares, so a crafted file is an error
+    that names it (``scale="two"``), not a traceback."""
+    def bad(key: str, expected: str) -> DataError:
+        return DataError(f"{path}: manifest field '{key}' is {manifest[key]!r}; expected {expected}. The file is "
+                         f"damaged or was not written by 'hsibench export-weights': export the run again.")
+
+    scale = manifest.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+        raise bad("scale", "a whole number such as 2")
+    for key in ("method", "variant", "dataset"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], str):
+            raise bad(key, "a name (text)")
+    for key in ("options", "split"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], Mapping):
+            raise bad(key, "an object of names to values")
+    split = manifest.get("split") or {}
+    for key in ("train", "val", "test"):
+        names = split.get(key)
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise DataError(f"{path}: manifest field 'split.{key}' must be a list of scene names, got {names!r}. "
+                            f"Export the run again.")
+    return manifest
+
+
+def training_overlap(weights: WeightsFile, dataset: str, test_scenes) -> list[str]:
+    """The test scenes that were training (or validation) scenes of the weights, by the split the file
+    records; empty when it records none or was trained on another dataset."""
+    recorded = weights.manifest
+    if str(recorded.get("dataset") or "").lower() != str(dataset).lower():
+        return []
+    split = recorded.get("split") or {}
+    seen = set(split.get("train") or ()) | set(split.get("val") or ())
+    return [name for name in test_scenes if name in seen]
 
 
 def file_sha256(path: PathLike) -> str:
@@ -212,6 +265,8 @@ def load_weights(path: PathLike, *, method: str, scale: int, bands: int, options
     if mean is None:
         raise DataError(f"{weights.path} is a plain state_dict without the band mean the harness subtracts before "
                         f"the network (PROTOCOL.md section 4); give it ({bands} values, e.g. a .npy file).")
+    if not np.isfinite(mean).all():
+        raise DataError(f"The band mean for {weights.path} holds NaN or infinite values; give finite ones.")
     if mean.shape != (bands,):  # checked first: clearer than the parameter shapes it implies
         raise DataError(f"The band mean for {weights.path} has {mean.size} values; the dataset has {bands} bands. "
                         f"Weights are trained for one band count: use a dataset with {mean.size} bands.")
@@ -229,6 +284,15 @@ def _load_into(model, weights: WeightsFile, here: str) -> None:
     extra = [k for k in given if k not in expected]
     shapes = [f"{k} file {tuple(given[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
               if k in given and tuple(given[k].shape) != tuple(v.shape)]
+    # load_state_dict casts silently: a complex or integer tensor would lose its imaginary part or mean
+    # something else. Floating parameters take any real floating dtype (a float16 release); the rest
+    # (counters such as num_batches_tracked) keep their own.
+    dtypes = [f"{k} file {given[k].dtype} vs model {v.dtype}" for k, v in expected.items() if k in given
+              and not (given[k].dtype == v.dtype or (v.is_floating_point() and given[k].is_floating_point()))]
+    if dtypes:
+        raise MethodError(f"{weights.path} does not fit {here}: tensors of another type ({len(dtypes)}): "
+                          f"{', '.join(dtypes[:4])}{', ...' if len(dtypes) > 4 else ''}. Save the model's own "
+                          f"state_dict (floating-point parameters).")
     if missing or extra or shapes:
         parts = [f"{label} ({len(keys)}): {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", extra), ("other shapes", shapes)) if keys]

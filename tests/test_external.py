@@ -218,3 +218,47 @@ def test_other_predictions_under_a_used_name_need_force(scored, exported, testse
     result = invoke(*args)
     assert result.exit_code == 2 and "--force" in result.output, result.output
     assert snapshot(scored["out"]) == before
+
+
+# ------------------------------------------------------------- issue 16: dtypes (items 7, 16) and item 4
+
+
+@pytest.mark.parametrize("kind", ["complex", "bool", "datetime", "string", "record"])
+def test_predictions_that_are_not_real_numbers_are_refused(scored, exported, testset, tmp_path, kind):
+    convert = {
+        "complex": lambda c: c + 5j,
+        "bool": lambda c: c > 0.5,
+        "datetime": lambda c: c.astype("int64").astype("datetime64[s]"),
+        "string": lambda c: c.astype("U8"),
+        "record": lambda c: np.rec.fromarrays([c, c]).view(np.dtype([("a", "<f4"), ("b", "<f4")])),
+    }[kind]
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for name in testset.names:
+        cube = bicubic_from_export(exported, name)
+        np.save(pred / f"{name}.npy", convert(cube).reshape(cube.shape) if kind != "record" else
+                np.rec.fromarrays([cube, cube], names="a,b"))
+    before = snapshot(scored["out"])
+    result = invoke("score", "--pred", str(pred), *CELL, "--name", f"dtype-{kind}", "--out", str(scored["out"]))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and "real floating-point or integer" in result.output, result.output
+    assert snapshot(scored["out"]) == before
+
+
+def test_score_force_never_replaces_a_run_it_did_not_write(scored, tmp_path):
+    out = tmp_path / "res"
+    run = out / "synthetic/x2/myplugin/seed0"  # a trained run of a plugin method that is not loaded now
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": "myplugin", "run_id": "abc", "version": "x"}))
+    (run / "checkpoint.pt").write_bytes(b"weights")
+    (run / "train_log.csv").write_text("epoch,loss\n1,0.5\n")
+    before = snapshot(out)
+    args = ["score", "--pred", str(scored["pred"]), *CELL, "--name", "myplugin", "--out", str(out), "--force"]
+    result = invoke(*args)
+    assert result.exit_code == 2 and str(run) in result.output and "did not write" in result.output, result.output
+    assert snapshot(out) == before
+    # An earlier scoring (marked external) is still replaced under --force.
+    first = invoke("score", "--pred", str(scored["pred"]), *CELL, "--name", "again", "--out", str(out))
+    assert first.exit_code == 0, first.output
+    again = invoke("score", "--pred", str(scored["pred"]), *CELL, "--name", "again", "--out", str(out), "--force")
+    assert again.exit_code == 0 and "Scored" in again.output, again.output

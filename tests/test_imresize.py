@@ -270,3 +270,24 @@ def test_cached_weights_cannot_be_corrupted_by_callers():
     weights = resize_weights(10, 1 / 2)
     weights[:] = 0  # a copy: the cache is untouched
     np.testing.assert_array_equal(imresize(x, 1 / 2), before)
+
+
+def test_check_finite_false_skips_the_host_read_and_the_default_still_refuses_nan(monkeypatch):
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64)
+    expected = imresize(x, 2)
+    reads = {"n": 0}
+    real_bool = torch.Tensor.__bool__
+
+    def counted(self):
+        reads["n"] += 1
+        return real_bool(self)
+
+    monkeypatch.setattr(torch.Tensor, "__bool__", counted)
+    assert torch.equal(imresize(x, 2, check_finite=False), expected)  # the harness's call: no host read
+    assert reads["n"] == 0
+    imresize(x, 2)
+    assert reads["n"] == 1  # the public call checks, with one read
+    monkeypatch.undo()
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match="1 NaN or Inf"):
+        imresize(x, 2)

@@ -144,29 +144,32 @@ def test_patches_do_not_depend_on_the_scene_order(scenes, bank):
 def test_cache_is_reused_and_changes_nothing(scenes, bank, tmp_path):
     first = PatchBank(scenes, scale=2, cache_dir=tmp_path, **SMALL)
     files = sorted(p for p in (tmp_path / "synthetic").iterdir())
-    # 3 scenes x 2 factors other than 1, plus the LR patches of the bank.
-    assert (first.cache_writes, first.cache_hits) == (7, 0) and len(files) == 7
+    # 3 scenes x 3 factors (the factor 1 too: the scene itself, memory-mapped), plus the bank's LR patches.
+    assert (first.cache_writes, first.cache_hits) == (10, 0) and len(files) == 10
     assert first.lr_precomputed and isinstance(first._lr, np.memmap)
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     second = PatchBank(scenes, scale=2, cache_dir=tmp_path, **SMALL)
-    assert (second.cache_writes, second.cache_hits) == (0, 7)
+    assert (second.cache_writes, second.cache_hits) == (0, 10)
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
     for (lr_a, hr_a), (lr_b, hr_b), (lr_c, hr_c) in zip(_items(bank), _items(first), _items(second)):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
         assert torch.equal(lr_a, lr_c) and torch.equal(hr_a, hr_c)
     # Another scale reuses the rescaled scenes and adds only its own LR file.
     third = PatchBank(scenes, scale=4, cache_dir=tmp_path, **SMALL)
-    assert (third.cache_writes, third.cache_hits) == (1, 6)
+    assert (third.cache_writes, third.cache_hits) == (1, 9)
     assert not [p for p in (tmp_path / "synthetic").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_pickled_bank_refers_to_the_cache_files_by_path(scenes, tmp_path):
     bank = PatchBank(scenes, scale=2, cache_dir=tmp_path, **SMALL)
     data = pickle.dumps(bank)
-    # The factor-1 scenes travel by value; the rescaled scenes and the LR patches by file path.
-    assert len(data) < bank.stored_bytes()["scenes"] + 50_000
+    # Every scene (factor 1 included: spawned DataLoader workers would otherwise each get a copy of
+    # the training cubes), the rescaled scenes and the LR patches travel by file path: a few KB.
+    sizes = bank.stored_bytes()
+    assert len(data) < 20_000 < sizes["scenes"] // 10, (len(data), sizes)
     clone = pickle.loads(data)
     assert isinstance(clone._lr, np.memmap)
+    assert all(isinstance(image, np.memmap) for images in clone._images for image in images)
     for i in (0, 33, len(bank) - 1):
         assert all(torch.equal(a, b) for a, b in zip(bank[i], clone[i]))
 
@@ -176,12 +179,12 @@ def test_cache_never_serves_other_content_and_repairs_bad_files(scenes, tmp_path
     before = set((tmp_path / "synthetic").iterdir())
     other = make_synthetic_scenes(n_scenes=3, size=64, bands=BANDS, seed=1)  # same names, other bytes
     bank = PatchBank(other, scale=2, cache_dir=tmp_path, **SMALL)
-    assert (bank.cache_writes, bank.cache_hits) == (7, 0)
+    assert (bank.cache_writes, bank.cache_hits) == (10, 0)
     victim = next(p for p in set((tmp_path / "synthetic").iterdir()) - before if p.name.startswith("lr__"))
     victim.unlink()  # a new file: truncating the one `bank` has memory-mapped would crash it (SIGBUS)
     victim.write_bytes(b"truncated")
     repaired = PatchBank(other, scale=2, cache_dir=tmp_path, **SMALL)
-    assert (repaired.cache_writes, repaired.cache_hits) == (1, 6)
+    assert (repaired.cache_writes, repaired.cache_hits) == (1, 9)
     assert torch.equal(repaired[11][0], bank[11][0])
 
 
@@ -266,5 +269,6 @@ def test_dataloader_batches(bank):
 def test_cache_file_names_are_keyed_by_dataset(scenes, tmp_path):
     PatchBank(scenes[:1], scale=2, cache_dir=tmp_path, patches_per_image=1, lr_patch=8, rescales=(1.0, 0.5))
     names = sorted(os.listdir(tmp_path / "synthetic"))
-    assert len(names) == 2
-    assert names[0].startswith("lr__") and names[1].startswith("synth_00__") and names[1].endswith("__r0.5.npy")
+    assert len(names) == 3
+    assert names[0].startswith("lr__") and all(name.startswith("synth_00__") for name in names[1:])
+    assert sorted(name.rsplit("__", 1)[1] for name in names[1:]) == ["r0.5.npy", "r1.npy"]

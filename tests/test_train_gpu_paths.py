@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
 from hsisr_bench.data.imresize import imresize
+from hsisr_bench.data.patches import PatchBank, band_mean
+from hsisr_bench.data.synthetic import make_synthetic_scenes
 from hsisr_bench.engine import checkpoint as checkpoint_module
 from hsisr_bench.engine import losses
 from hsisr_bench.engine import train as train_module
@@ -19,7 +22,7 @@ from hsisr_bench.engine.batches import StepBatchSampler, make_loader
 from hsisr_bench.engine.train import (TrainSettings, epoch_order, forward_with_mean, load_checkpoint,
                                       make_optimizer, output_crop_of, train)
 from hsisr_bench.errors import TrainingError
-from hsisr_bench.registry import get_method_info
+from hsisr_bench.registry import create_method, get_method_info, list_methods
 
 from test_train import _model, _settings, tiny_bank  # noqa: F401 - the same tiny bank, settings and network
 
@@ -284,22 +287,50 @@ def test_a_nan_loss_is_caught_at_the_next_check_and_no_nan_checkpoint_is_written
     assert all(torch.isfinite(t).all() for t in state["model"].values())
 
 
-def test_the_loop_syncs_with_the_host_only_at_the_checks(tiny_bank, monkeypatch):
-    bank, mean = tiny_bank
-    syncs = {"n": 0}
-    for name in ("__float__", "__bool__", "item"):
+#: Small networks of every trainable method, for the sync count (16 bands, LR patches of 8).
+_SMALL = {"edsr": {"n_resblocks": 1, "n_feats": 8}, "ssrnet": {"n_modules": 1, "n_feats": 8},
+          "gdrrn": {"features": 8, "recursions": 2}, "fcnn3d": {}}
+_PACKAGE = str(Path(train_module.__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def bank16():
+    """16-band LR patches of 8 pixels: large enough for every method's output crop (3D-FCNN: 4 bands, 6 px)."""
+    scenes = make_synthetic_scenes(n_scenes=2, size=32, bands=16)
+    return PatchBank(scenes, scale=2, lr_patch=8, patches_per_image=2, rescales=(1.0,), augment=False,
+                     seed=0), band_mean(scenes)
+
+
+def test_every_trainable_method_has_a_small_network_here():
+    assert sorted(_SMALL) == sorted(m for m in list_methods() if get_method_info(m).trainable)
+
+
+@pytest.mark.parametrize("method", sorted(_SMALL))
+def test_the_loop_syncs_with_the_host_only_at_the_checks(bank16, monkeypatch, method):
+    """Host reads of tensor values by any of the toolkit's modules during training, for every method.
+
+    Upsampled methods (GDRRN, 3D-FCNN) once read one per step: ``imresize``'s finiteness check.
+    Adam's step counter (``torch.optim``) is CPU-only by design and is not counted.
+    """
+    bank, mean = bank16
+    syncs: list[str] = []
+    for name in ("__float__", "__bool__", "__int__", "item", "tolist"):
         real = getattr(torch.Tensor, name)
 
         def counted(self, *args, _real=real, **kwargs):
-            # the loop's own conversions (Adam's step counter and the patch bank are CPU-only by design)
-            syncs["n"] += sys._getframe(1).f_code.co_filename == train_module.__file__
+            caller = sys._getframe(1).f_code.co_filename
+            if caller.startswith(_PACKAGE) and not caller.endswith("batches.py"):  # the sampler's CPU order
+                syncs.append(f"{Path(caller).name}:{sys._getframe(1).f_lineno}")
             return _real(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    train(_model(), get_method_info("edsr"), bank, mean, scale=2,
-          settings=_settings(epochs=2, steps_per_epoch=6, check_every=3))
-    # 2 epochs x 2 checks of the loss, and one check of the weights at each epoch's end (was 3 per step)
-    assert syncs["n"] == 2 * 2 + 2
+    info = get_method_info(method)
+    torch.manual_seed(0)
+    model = create_method(method, bands=16, scale=2, **_SMALL[method])
+    train(model, info, bank, mean, scale=2, settings=_settings(epochs=2, steps_per_epoch=4, check_every=2,
+                                                               loss=info.loss, batch_size=2))
+    # 2 epochs x 2 checks of the loss, and one check of the weights at each epoch's end
+    assert len(syncs) == 2 * 2 + 2, syncs
 
 
 # ------------------------------------------------------------------------------ settings

@@ -114,3 +114,52 @@ def test_export_weights_refuses_untrained_runs_and_overwrites(trained, tmp_path)
     assert not (tmp_path / "b.pt").exists()
     nothing = invoke("export-weights", str(tmp_path), "--to", str(tmp_path / "c.pt"))
     assert nothing.exit_code == 2 and "not a run folder" in nothing.output
+
+
+# ------------------------------------------------------------------- crafted files (issue 16, items 8, 16, 17)
+
+
+def _crafted(trained, tmp_path, change) -> Path:
+    payload = torch.load(trained["file"], map_location="cpu", weights_only=True)
+    change(payload)
+    path = tmp_path / "crafted.pt"
+    torch.save(payload, path)
+    return path
+
+
+def _first_weight(payload) -> str:
+    return next(k for k, v in payload["model"].items() if v.is_floating_point() and v.ndim > 1)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("int16", "tensors of another type"), ("complex", "tensors of another type"),
+])
+def test_weights_of_another_tensor_type_are_refused_not_cast(trained, tmp_path, case, words):
+    def change(payload):
+        key = _first_weight(payload)
+        value = payload["model"][key]
+        payload["model"][key] = (value * 100).to(torch.int16) if case == "int16" else value.to(torch.complex64) + 1j
+    path = _crafted(trained, tmp_path, change)
+    with pytest.raises(MethodError, match=words):
+        load_weights(path, method="edsr", scale=2, bands=31)
+    half = _crafted(trained, tmp_path, lambda p: p["model"].update({k: v.half() for k, v in p["model"].items()
+                                                                      if v.is_floating_point()}))
+    load_weights(half, method="edsr", scale=2, bands=31)  # a float16 release still loads
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda p: p.update(band_mean="abc"), "'band_mean' must be one finite number per band"),
+    (lambda p: p.update(band_mean=torch.full((31,), float("nan"))), "31 values, 31 NaN or infinite"),
+    (lambda p: p["manifest"].update(scale="two"), "manifest field 'scale' is 'two'"),
+    (lambda p: p["manifest"].update(scale=[2]), "manifest field 'scale' is \\[2\\]"),
+    (lambda p: p["manifest"].update(options=[1]), "manifest field 'options'"),
+    (lambda p: p["manifest"]["split"].update(train="synth_00"), "split.train"),
+])
+def test_crafted_weights_files_are_clear_errors_naming_the_file(trained, tmp_path, change, words):
+    path = _crafted(trained, tmp_path, change)
+    with pytest.raises(DataError, match=words):
+        read_weights(path)
+    result = CliRunner().invoke(main, ["evaluate", "--method", "edsr", *CELL, "--weights", str(path),
+                                       "--out", str(tmp_path / "res"), "--no-progress"])
+    assert result.exit_code == 2 and "Error: " in result.output and "crafted.pt" in result.output, result.output
+    assert "Traceback" not in result.output and "model output" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +17,8 @@ from hsisr_bench.data.readers import read_synthetic_manifest
 from hsisr_bench.data.scene import Scene
 from hsisr_bench.errors import DataError
 
+#: The scene names ``data synth`` writes (``synth_00.npy``, ...): the only files it ever deletes.
+_SCENE_FILE = re.compile(r"synth_[0-9]+")
 #: A usable scene whose brightest value is below this is flagged: probably divided by the wrong scale.
 DARK_MAX = 0.05
 
@@ -242,11 +245,15 @@ def synth(out: Path, n_scenes: int, size: int, bands: int, seed: int, force: boo
                         "--force to overwrite it.")
     paths = write_synthetic_dataset(out, n_scenes=n_scenes, size=size, bands=bands, seed=seed)
     if previous is not None:
-        # Scenes of the earlier, larger dataset would otherwise linger next to the new ones.
+        # Scenes of the earlier, larger dataset would otherwise linger next to the new ones. The old
+        # manifest is only a hint: delete nothing but scene files this command writes (synth_<n>.npy,
+        # directly in --out), whatever names the manifest lists ("../precious" is not ours to delete).
         written = {path.name for path in paths}
         for name in previous["scenes"]:
+            if not isinstance(name, str) or not _SCENE_FILE.fullmatch(name):
+                continue
             stale = out / f"{name}.npy"
-            if stale.name not in written and stale.is_file():
+            if stale.name not in written and stale.is_file() and not stale.is_symlink():
                 stale.unlink()
     click.echo(f"Wrote {len(paths)} synthetic scenes ({bands} x {size} x {size} float32, seed {seed}) "
                f"and {MANIFEST_NAME} to {out}.")

@@ -6,6 +6,7 @@ fine: what did not run shows as "—" or "not run"); neither trains nor evaluate
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -76,21 +77,35 @@ def check_out_is_not_another_store(out_dir: Optional[Path], results_dir: Path, c
               help="Only this experiment (table5 -> Table V; table1_loss ... table4_depth -> its ablation table).")
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="Significance level of the paired Wilcoxon test across test scenes.")
+@click.option("--force", is_flag=True, help="Write into an --out folder that holds files 'hsibench report' did not "
+                                            "write (files of the same names are overwritten).")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when a run's metrics.json cannot be read "
+                                             "(it is left out of the tables; a warning names it either way).")
 def report(results_dir: Path, out_dir: Optional[Path], formats: str, published: bool, experiment: Optional[str],
-           alpha: float) -> None:
+           alpha: float, force: bool, strict: bool) -> None:
     """Write Table V style and ablation tables (markdown, LaTeX, CSV) and print them as plain text."""
-    from hsisr_bench.report import load_records
+    from hsisr_bench.report import load_records, unreadable_runs
     from hsisr_bench.report.render_markdown import render_terminal
     from hsisr_bench.report.tables import build_report, write_report
+    from hsisr_bench.report.writing import claim_output_folder
 
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"--alpha must lie in (0, 1), got {alpha}.")
     check_out_is_not_another_store(out_dir, results_dir, "report", "tables", "reports")
+    dropped = unreadable_runs(results_dir) if results_dir.is_dir() else []
+    for path, why in dropped:
+        click.echo(f"WARNING: left out of the tables: {path} cannot be read ({why}). Rerun that cell with "
+                   f"--force, or delete its folder.", err=True)
     records = load_records(results_dir)
     tables = build_report(records, results_dir, published=published, experiment=experiment, alpha=alpha)
-    written = write_report(tables, out_dir if out_dir is not None else results_dir / "reports", _split_list(formats))
+    target = claim_output_folder(out_dir if out_dir is not None else results_dir / "reports", "report", force)
+    written = write_report(tables, target, _split_list(formats))
     click.echo(render_terminal(tables))  # plain text here; the files keep the markdown and LaTeX markup
-    click.echo(f"Wrote {len(written)} file(s) to {written[0].parent if written else out_dir}.")
+    click.echo(f"Wrote {len(written)} file(s) to {target}.")
+    if dropped and strict:
+        click.echo(f"Error: {len(dropped)} run(s) left out because their metrics.json cannot be read (--strict).",
+                   err=True)
+        sys.exit(1)
 
 
 @click.command()

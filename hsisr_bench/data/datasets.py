@@ -58,6 +58,12 @@ class Dataset:
         self._sources = dict(sources or {})
         self._scenes = {scene.name: scene for scene in scenes or ()}
         self._reader_options = dict(reader_options or {})
+        # Scene names become file names (predictions/<scene>.npy, an export's <scene>.mat): check them
+        # once here, whatever found them (a folder listing, a manifest, a plugin's discover).
+        for name, path in self._sources.items():
+            check_scene_name(name, f"dataset {spec.name!r}: the scene file {path}")
+        for name in self._scenes:
+            check_scene_name(name, f"dataset {spec.name!r}: a generated scene")
         self.scene_names: list[str] = sorted(set(self._sources) | set(self._scenes))
 
     @property
@@ -120,6 +126,33 @@ class Dataset:
             where = self.root if self.root is not None else "memory"
             raise DataError(f"dataset {self.name!r} ({where}) has no scene {scene_name!r}. "
                             f"{did_you_mean(scene_name, self.scene_names)}")
+
+
+def is_safe_scene_name(name: object) -> bool:
+    """True when ``name`` can name a file in any folder: a non-empty string of letters, digits, ``-``,
+    ``_``, ``+`` and ``.``, not starting with ``.`` (so never ``..``, a hidden file or a path)."""
+    return (isinstance(name, str) and bool(name) and not name.startswith(".")
+            and all(ch.isalnum() or ch in "-_+." for ch in name))
+
+
+def check_scene_name(name: object, where: str) -> str:
+    """Return ``name`` when it is a safe scene name (:func:`is_safe_scene_name`), else raise.
+
+    Scene names are joined into paths of the results store and of exports, so a name such as
+    ``../../x`` would write outside them.
+
+    Args:
+        name: the scene name.
+        where: what gave the name (a manifest, a file), for the message.
+
+    Raises:
+        DataError: naming ``where``, the name and the allowed characters.
+    """
+    if not is_safe_scene_name(name):
+        raise DataError(f"{where}: scene name {name!r} is not a plain file name (allowed: letters, digits, "
+                        f"'-', '_', '+', '.'; not starting with '.'), and scene names become file names of the "
+                        f"results. Rename the scene (its file, or its entry in the manifest).")
+    return name  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -357,7 +390,15 @@ def _open_synthetic(spec: DatasetSpec, data_root: Optional[PathLike], options: d
 
     manifest = readers.read_synthetic_manifest(folder)
     assert manifest is not None
+    from hsisr_bench.data.synthetic import MANIFEST_NAME
+
+    where = folder / MANIFEST_NAME
+    for name in manifest["scenes"]:
+        check_scene_name(name, f"the synthetic dataset manifest {where}")
     stored = manifest.get("arguments", {})
+    if not isinstance(stored, dict):
+        raise DataError(f"{where}: 'arguments' is a {type(stored).__name__}, expected an object "
+                        f"{{n_scenes, size, bands, seed}}. Write the folder again with `hsibench data synth --force`.")
     differ = {k: (v, stored.get(k)) for k, v in generator.items() if stored.get(k) != v}
     if differ:
         detail = ", ".join(f"{k}={v} (on disk {d})" for k, (v, d) in differ.items())

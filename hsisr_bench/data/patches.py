@@ -8,7 +8,8 @@ identity patch), and pairs every copy with its LR: MATLAB bicubic ``imresize(cop
 What is stored, so that the full CAVE bank (26 scenes x 3 rescales x 24 patches x 5 copies = 9,360
 pairs) stays well under 4 GB of memory:
 
-* the rescaled scenes, once each, as float32 (the factor 1 is the caller's cube itself, not a copy);
+* the rescaled scenes, once each, as float32 (without a cache, the factor 1 is the caller's cube
+  itself, not a copy; with one, a memory-mapped copy in the cache, like the other factors);
 * the patch corners, an ``(n_scenes, n_rescales, patches_per_image, 2)`` integer table; the copy of
   an item follows from its index; HR patches are cut from the scenes when read;
 * the LR patches (the expensive part: a dense MATLAB-bicubic resize of every copy), computed once
@@ -18,8 +19,9 @@ pairs) stays well under 4 GB of memory:
 
 On-disk cache (``cache_dir``), content-addressed so that a stale file is never read:
 
-* ``<cache_dir>/<dataset>/<scene>__<key>__r<factor>.npy``: a scene rescaled by a factor other than 1;
-  the key hashes the scene's bytes and the resize code, so every split, scale, seed and patch
+* ``<cache_dir>/<dataset>/<scene>__<key>__r<factor>.npy``: a scene rescaled by each factor (``r1``:
+  the scene itself, so that a pickled bank, e.g. for spawned DataLoader workers, holds file paths
+  only); the key hashes the scene's bytes and the resize code, so every split, scale, seed and patch
   option over the same scene shares the file;
 * ``<cache_dir>/<dataset>/lr__<key>.npy``: the LR patches of one bank; the key hashes the scenes
   (names, in order, and bytes), the scale, the patch sizes and count, the factors, ``augment``, the
@@ -189,7 +191,11 @@ class PatchBank(Dataset):
         return torch.from_numpy(lr), torch.from_numpy(hr)
 
     def __getstate__(self) -> dict:
-        """Pickle memory-mapped cache files by path (DataLoader workers started by spawn re-open them)."""
+        """Pickle memory-mapped cache files by path (DataLoader workers started by spawn re-open them).
+
+        With a ``cache_dir`` every scene (factor 1 included) and the LR patches are such files, so the
+        pickle holds paths and the patch table, not the cubes; without one the cubes go by value.
+        """
         state = self.__dict__.copy()
         state["_images"] = [[_MappedFile.wrap(image) for image in images] for images in self._images]
         state["_lr"] = _MappedFile.wrap(self._lr)
@@ -217,10 +223,10 @@ class PatchBank(Dataset):
     def stored_bytes(self) -> dict[str, int]:
         """Return the bytes the bank refers to, by kind.
 
-        Keys: ``scenes`` (the factor-1 cubes, shared with the caller's ``Scene`` objects), ``rescaled``
-        (the other factors), ``corners`` (the patch table) and ``lr`` (precomputed LR patches, 0 when
-        computed on read). With ``cache_dir``, ``rescaled`` and ``lr`` are memory-mapped files: the
-        OS keeps only the pages in use in memory.
+        Keys: ``scenes`` (the factor-1 cubes, shared with the caller's ``Scene`` objects without a
+        cache), ``rescaled`` (the other factors), ``corners`` (the patch table) and ``lr`` (precomputed
+        LR patches, 0 when computed on read). With ``cache_dir``, ``scenes``, ``rescaled`` and ``lr``
+        are memory-mapped files: the OS keeps only the pages in use in memory.
         """
         sizes = {"scenes": 0, "rescaled": 0}
         for images in self._images:
@@ -268,9 +274,19 @@ class PatchBank(Dataset):
     def _rescaled(self, k: int, scene: Scene, factor: float) -> np.ndarray:
         """Return scene ``k``'s cube rescaled by ``factor`` (read from or written to the cache)."""
         cube = np.asarray(scene.cube, dtype=np.float32)
-        if factor == 1.0:
+        if factor == 1.0 and self.cache_dir is None:
             # MATLAB's imresize at scale 1 is the identity (the kernel is 1 at 0 and 0 at +-1, +-2).
             return cube
+        if factor == 1.0:
+            # The scene itself, as a memory-mapped cache file: DataLoader workers started by spawn or
+            # forkserver then receive its path, not a copy of every training cube (__getstate__).
+            key = _hash_key(f"scene|{cube.shape}", self._digests[k])
+            path = self.cache_dir / self._dataset / f"{_safe_name(scene.name)}__{key}__r1.npy"
+
+            def copy(out: np.ndarray) -> None:
+                out[...] = cube
+
+            return self._load_or_write(path, cube.shape, copy)
         if self.cache_dir is None:
             return _resize_scene(cube, factor)
         expected = (cube.shape[0], output_length(cube.shape[1], factor), output_length(cube.shape[2], factor))

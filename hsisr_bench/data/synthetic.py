@@ -36,6 +36,10 @@ MIN_DISTANCE = 0.04
 #: Name of the manifest ``write_synthetic_dataset`` writes next to the cubes.
 MANIFEST_NAME = "synthetic.json"
 
+#: Peak memory one scene may need while it is generated (float64 label distances and cube): a larger
+#: ``size`` or ``bands`` is refused before anything is allocated, instead of ending in a MemoryError.
+MAX_SCENE_BYTES = 2 << 30
+
 # Spawn keys of the seed sequence: child 0 draws the material library, child i + 1 draws scene i.
 _LIBRARY_CHILD = 0
 
@@ -336,20 +340,23 @@ def write_synthetic_dataset(out_dir: Union[str, Path], n_scenes: int = 12, size:
     Raises:
         ConfigError: on invalid generator arguments.
     """
+    _check_arguments(n_scenes=n_scenes, size=size, bands=bands, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scenes = make_synthetic_scenes(n_scenes=n_scenes, size=size, bands=bands, seed=seed)
-    paths = []
-    for scene in scenes:
+    library = synthetic_library(seed, bands)
+    paths, names = [], []
+    for index in range(n_scenes):  # one scene in memory at a time: the folder may be larger than the RAM
+        scene = make_synthetic_scene(index, size=size, bands=bands, seed=seed, library=library)
         path = out / f"{scene.name}.npy"
         _atomic_write(path, lambda f, cube=scene.cube: np.save(f, cube))
         paths.append(path)
+        names.append(scene.name)
     manifest = {
         "dataset": DATASET_NAME,
         "generator": "hsisr_bench.data.synthetic.make_synthetic_scenes",
         "arguments": {"n_scenes": n_scenes, "size": size, "bands": bands, "seed": seed},
         "layout": "one (L, H, W) float32 .npy cube per scene, values in [0, 1]",
-        "scenes": [scene.name for scene in scenes],
+        "scenes": names,
         "wavelengths_nm": synthetic_wavelengths(bands).tolist(),
     }
     text = json.dumps(manifest, indent=2) + "\n"
@@ -368,6 +375,17 @@ def _check_arguments(*, n_scenes: int, size: int, bands: int, seed: int) -> None
                                  ("seed", seed, 0)):
         if not isinstance(value, (int, np.integer)) or value < minimum:
             raise ConfigError(f"synthetic dataset: {name} must be an integer >= {minimum}, got {value!r}.")
+    need = scene_bytes(size, bands)
+    if need > MAX_SCENE_BYTES:
+        largest = int(np.sqrt(MAX_SCENE_BYTES / scene_bytes(1, bands)))
+        raise ConfigError(f"synthetic dataset: size {size} with {bands} bands needs about {need / 2**30:.1f} GiB "
+                          f"per scene to generate; the limit is {MAX_SCENE_BYTES / 2**30:g} GiB (size <= "
+                          f"{largest} at {bands} bands). Use a smaller size or fewer bands.")
+
+
+def scene_bytes(size: int, bands: int) -> int:
+    """Peak bytes generating one ``bands x size x size`` scene takes (float64 distances and cube copies)."""
+    return int(size) * int(size) * (20 * int(bands) + 120)
 
 
 def _atomic_write(path: Path, write) -> None:

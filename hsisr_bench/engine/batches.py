@@ -91,9 +91,14 @@ def make_loader(bank: Dataset, sampler: StepBatchSampler, *, workers: int = 0,
     Returns:
         The loader; every item is ``(lr, hr)`` as :func:`collate_pairs` stacks them.
     """
+    # The loader's own generator: every iterator draws its workers' base seed from ``loader.generator``,
+    # by default torch's global one. A resumed epoch creates one more iterator than the uninterrupted
+    # run had, so the global RNG (dropout, a method's own random draws) would drift by one draw after a
+    # mid-epoch resume. Seeded by the run's seed and rank, the workers' seeds are reproducible too.
+    generator = torch.Generator().manual_seed(sampler.seed * 1_000_003 + sampler.rank + 7)
     return DataLoader(bank, batch_sampler=sampler, num_workers=int(workers), collate_fn=collate_pairs,
                       pin_memory=device.type == "cuda", persistent_workers=int(workers) > 0,
-                      worker_init_fn=_ignore_ctrl_c if int(workers) > 0 else None)
+                      worker_init_fn=_ignore_ctrl_c if int(workers) > 0 else None, generator=generator)
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:

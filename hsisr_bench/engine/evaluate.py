@@ -238,11 +238,18 @@ def validation(model_info: MethodInfo, images: list[EvalImage], crop: OutputCrop
 
 def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: OutputCrop, images: list[EvalImage],
                  mean: Optional[np.ndarray], resolved: dict, directory: Path, device: str,
-                 train_seconds: float, epochs: int, extra: Optional[dict] = None) -> dict:
+                 train_seconds: float, epochs: int, extra: Optional[dict] = None, *,
+                 trained_here: bool = False) -> dict:
     """Score the model on every test region, write predictions, per_image.csv and metrics.json (last).
 
     The forward passes run in float32 unless the run asks for an AMP evaluation (``eval_amp``), so
-    a model trained in bf16 is scored like every other; ``metrics.json`` records both precisions.
+    a model trained in bf16 is scored like every other; ``metrics.json`` records both precisions
+    (``tf32`` when float32 matmuls or convolutions ran in TF32 on CUDA).
+
+    Args:
+        trained_here: the model was trained by this call (the runtime record then states the cuDNN
+            autotuning of that training; ``null`` for ``--weights`` and evaluate-only runs, where
+            no training ran with it).
 
     Returns:
         The metrics record written to metrics.json.
@@ -275,8 +282,9 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
         "test_region": run.protocol.test_region, "device": device,
         "split": resolved["split"],
         "runtime": runtime_record(device, train_precision=_precision(resolved["amp"]) if info.trainable else "none",
-                                  eval_precision=_precision(eval_amp), compiled=bool(run.compile) and info.trainable,
-                                  cudnn_benchmark=info.trainable),
+                                  eval_precision=eval_precision(eval_amp, device),
+                                  compiled=bool(run.compile) and info.trainable,
+                                  cudnn_benchmark=_training_benchmark(device) if trained_here else None),
         "mean": mean_metrics, "per_image": per_image, "finished": True, "version": results.version(),
         **(extra or {}),
     }
@@ -288,6 +296,21 @@ def evaluate_run(run: RunConfig, info: MethodInfo, model: nn.Module, crop: Outpu
 def _precision(amp: str) -> str:
     """``fp32`` for ``amp="none"``, else the autocast dtype's name."""
     return "fp32" if amp == "none" else amp
+
+
+def eval_precision(amp: str, device: str) -> str:
+    """The precision of the scored forward passes: the autocast dtype, ``tf32`` when float32 runs with
+    TF32 matmuls or convolutions on CUDA (PyTorch's default for convolutions), else ``fp32``."""
+    from hsisr_bench.engine.environment import tf32_state
+
+    if amp != "none":
+        return amp
+    return "tf32" if device.startswith("cuda") and any(tf32_state().values()) else "fp32"
+
+
+def _training_benchmark(device: str) -> bool:
+    """cuDNN autotuning as the training loop sets it (``engine.train.training_backends``): on for CUDA."""
+    return torch.device(device).type == "cuda"
 
 
 def _plain(metrics: dict) -> dict:

@@ -470,6 +470,24 @@ def super_resolve(
         model.train(was_training)
 
 
+def _pinned_copies(device: torch.device) -> bool:
+    """Whether tiles come back through pinned buffers with asynchronous copies (CUDA), else ``.cpu()``."""
+    return device.type == "cuda"
+
+
+def _pinned_empty(shape: tuple[int, ...]) -> torch.Tensor:
+    """A page-locked float32 host buffer (asynchronous device-to-host copies need one)."""
+    return torch.empty(shape, dtype=torch.float32, pin_memory=True)
+
+
+def _write_tile(out: torch.Tensor, pending) -> None:
+    """Write a tile whose copy was queued into ``out``, once the copy is complete (``None``: nothing)."""
+    if pending is not None:
+        host, event, region = pending
+        event.synchronize()
+        out[region] = host
+
+
 def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodInfo, crop: OutputCrop,
                    band_mean: Optional[ArrayLike], tile: Optional[int], max_memory: Optional[float],
                    device: torch.device, amp: Optional[str], progress: Optional[bool]) -> torch.Tensor:
@@ -500,6 +518,7 @@ def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodI
     out = torch.empty(batch, out_bands, plans[0][-1].out_stop, plans[1][-1].out_stop, dtype=torch.float32)
 
     show = progress if progress is not None else n_tiles >= PROGRESS_MIN_TILES
+    pending = None  # CUDA: (pinned host copy, its event, region of `out`) of the last tile, not yet written
     with torch.inference_mode(), tqdm(total=n_tiles, desc="tiles", unit="tile", disable=not show,
                                        leave=False) as bar:
         for tile_h, tile_w in _tiles(plans):
@@ -514,8 +533,20 @@ def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodI
                                   f"{info.input!r}, output crop {crop}); check scale and output_crop.")
             h0, w0 = tile_h.local_start, tile_w.local_start
             core = y[..., h0:h0 + tile_h.out_stop - tile_h.out_start, w0:w0 + tile_w.out_stop - tile_w.out_start]
-            out[..., tile_h.out_start:tile_h.out_stop, tile_w.out_start:tile_w.out_stop] = core.float().cpu()
+            region = (Ellipsis, slice(tile_h.out_start, tile_h.out_stop), slice(tile_w.out_start, tile_w.out_stop))
+            if _pinned_copies(device):
+                # Device -> pinned host copy queued without waiting; the previous tile's copy is written
+                # into `out` once this tile's work is queued, so the GPU never waits for the host.
+                host = _pinned_empty(tuple(core.shape))
+                host.copy_(core.float(), non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                _write_tile(out, pending)
+                pending = (host, event, region)
+            else:
+                out[region] = core.float().cpu()
             bar.update(1)
+        _write_tile(out, pending)
     # The model saw x - mean; its bands are the input's minus crop.bands on each side. In place:
     # the output cube is the largest tensor held outside the tiles.
     out += mean[:, crop.bands:bands - crop.bands]

@@ -210,7 +210,7 @@ def finished_checkpoint(directory: Path, epochs: int) -> Optional[dict]:
 def _train_and_evaluate(prep: PreparedCell, images: Optional[list[EvalImage]], progress: Optional[bool],
                         notify: Callable[[str], None], mode: str) -> CellOutcome:
     cell, run = prep.cell, prep.cell.run
-    mean, train_seconds, epochs_done, extra = None, 0.0, 0, None
+    mean, train_seconds, epochs_done, extra, trained_here = None, 0.0, 0, None, False
     if prep.weights is not None:  # released weights: nothing to train
         mean = np.asarray(prep.weights.band_mean, dtype=np.float32)
         extra = {"weights": {"file": str(prep.weights.path), "sha256": prep.weights.sha256}, "external": False}
@@ -226,10 +226,11 @@ def _train_and_evaluate(prep: PreparedCell, images: Optional[list[EvalImage]], p
             train_seconds, epochs_done = sum(float(r["seconds"]) for r in done["log"]), len(done["log"])
         else:
             mean, train_seconds, epochs_done = _train(prep, progress, notify)
+            trained_here = True  # the runtime record then states the training's cuDNN autotuning
     if not cell.is_main or mode == "train":
         return CellOutcome("trained", cell.directory)
     metrics = evaluate_run(run, prep.info, prep.model, prep.crop, images, mean, prep.resolved, cell.directory,
-                           cell.device, train_seconds, epochs_done, extra)
+                           cell.device, train_seconds, epochs_done, extra, trained_here=trained_here)
     return CellOutcome("finished", cell.directory, metrics)
 
 

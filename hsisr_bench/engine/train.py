@@ -149,7 +149,9 @@ def forward_with_mean(model: nn.Module, info: MethodInfo, lr: torch.Tensor, mean
         if info.input == "upsampled":
             from hsisr_bench.data.imresize import imresize
 
-            lr = imresize(lr.float(), scale)  # (B, L, s*h, s*w)
+            # No finiteness check here (a host sync per step on a GPU): a NaN in the batch makes the loss
+            # NaN, which the loop's own checks catch without a sync per step.
+            lr = imresize(lr.float(), scale, check_finite=False)  # (B, L, s*h, s*w)
         x = lr.float() - mean
     with autocast if autocast is not None else nullcontext():
         out = model(x)
@@ -361,8 +363,13 @@ def train(
                 "band_mean": mean.detach().reshape(-1).cpu()}
 
     def check(running: torch.Tensor, epoch: int, done: int, *, weights: bool = False) -> float:
-        """The epoch's loss sum so far (one host sync); raises when it, or a weight, is not finite."""
-        value = float(running)
+        """The epoch's loss sum so far (one host sync); raises when it, or a weight, is not finite.
+
+        Under DDP the processes' sums are averaged here, at the checks, not at every step: every
+        process starts the epoch from the same (averaged) sum, so the mean of the sums is the sum of the
+        per-step means. All processes reach the same checks, as they reach every step's gradient all-reduce.
+        """
+        value = float(distributed.all_reduce_mean(running))
         if math.isfinite(value) and not (weights and not _weights_finite(model)):
             return value
         what = f"loss became {value}" if not math.isfinite(value) else "weights became NaN/Inf"
@@ -399,7 +406,7 @@ def train(
                     hr_batch = hr_batch.to(device, non_blocking=copy_async)
                     sr = forward_with_mean(net, info, lr_batch, mean, scale, crop, autocast=autocast)
                     loss = loss_fn(sr.float(), crop.apply(hr_batch))
-                    running += distributed.all_reduce_mean(loss.detach()).double()
+                    running += loss.detach().double()  # this process's losses; averaged at the checks
                     optimizer.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.scale(loss).backward()

@@ -66,6 +66,24 @@ def load_records(results_dir: str | Path) -> list[dict]:
     return sorted(records, key=record_sort_key)
 
 
+def unreadable_runs(results_dir: str | Path) -> list[tuple[Path, str]]:
+    """The run folders whose ``metrics.json`` cannot be read (not JSON, not an object): ``(file, why)``.
+
+    :func:`load_records` leaves them out (they look like runs that did not finish); ``hsibench report``
+    warns about each, so a damaged result is never dropped from a table silently.
+    """
+    found = []
+    for path in sorted(Path(results_dir).glob("*/x*/*/seed*/metrics.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            found.append((path, f"{type(error).__name__}: {error}"))
+            continue
+        if not isinstance(record, dict):
+            found.append((path, f"holds a JSON {type(record).__name__}, not an object"))
+    return found
+
+
 def holds_results_store(folder: str | Path) -> bool:
     """Whether ``folder`` is a results store: it holds ``<dataset>/x<scale>/<method>/seed<k>/`` run folders.
 
