@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime
 import torch
 import torch.nn as nn
 
-from hsisr_bench.errors import HsiBenchError, MethodError
+from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import (
     MethodInfo,
     OutputCrop,
@@ -144,6 +144,9 @@ def validate_registration(name: str, factory: Callable[..., nn.Module], *, title
     value = metadata.get("input", "lr")
     if value not in INPUT_KINDS:
         problems.append(f"input must be 'lr' or 'upsampled', got {value!r}")
+    multiple = metadata.get("size_multiple", 1)
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        problems.append(f"size_multiple must be an integer >= 1 (input sides must be multiples of it), got {multiple!r}")
     crop = metadata.get("output_crop", OutputCrop())
     if not isinstance(crop, OutputCrop) or min(crop.bands, crop.pixels) < 0:
         problems.append(f"output_crop must be an OutputCrop(bands>=0, pixels>=0), got {crop!r}")
@@ -256,7 +259,10 @@ def preflight_model(model: nn.Module, info: MethodInfo, *, bands: int, scale: in
     contract = contract_of(model, info)
     n = max(size, math.ceil(2 * contract.output_crop.pixels / scale) + 4)
     lr = torch.rand(1, bands, n, n, generator=torch.Generator().manual_seed(0))
-    x = model_input(info, lr, scale)
+    from hsisr_bench.engine.infer import pad_to_multiple, size_multiple_of
+
+    # The harness pads every input to the model's size_multiple: check the model on what it will get.
+    x = pad_to_multiple(model_input(info, lr, scale), size_multiple_of(model, info))
     was_training = model.training
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
@@ -288,14 +294,23 @@ def _build(name: str, bands: int, scale: int, options: Mapping[str, Any], seed: 
     return create_method(name, bands=bands, scale=scale, **options)
 
 
-def _check_backward_and_fit(model: nn.Module, info: MethodInfo, x: torch.Tensor, target: torch.Tensor):
+def harness_forward(model: nn.Module, info: MethodInfo, x: torch.Tensor, scale: int) -> torch.Tensor:
+    """``model(x)`` as the harness calls it: padded to the model's ``size_multiple``, the output cropped back."""
+    from hsisr_bench.engine.infer import forward_padded, size_multiple_of
+
+    return forward_padded(model, x, multiple=size_multiple_of(model, info), factor=1 if info.input == "upsampled"
+                          else scale, crop=contract_of(model, info).output_crop.pixels)
+
+
+def _check_backward_and_fit(model: nn.Module, info: MethodInfo, x: torch.Tensor, target: torch.Tensor,
+                            scale: int):
     """(backward, fit) outcomes: every parameter gets a finite gradient; two Adam steps lower the loss."""
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for step in range(2):
         optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss = torch.nn.functional.mse_loss(harness_forward(model, info, x, scale), target)
         loss.backward()
         if step == 0:
             missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
@@ -307,7 +322,7 @@ def _check_backward_and_fit(model: nn.Module, info: MethodInfo, x: torch.Tensor,
         losses.append(loss.item())
         optimizer.step()
     with torch.no_grad():
-        final = torch.nn.functional.mse_loss(model(x), target).item()
+        final = torch.nn.functional.mse_loss(harness_forward(model, info, x, scale), target).item()
     n = count_parameters(model)
     backward = ("pass", f"gradients reach all {n:,} parameters")
     if final < losses[0]:
@@ -316,14 +331,15 @@ def _check_backward_and_fit(model: nn.Module, info: MethodInfo, x: torch.Tensor,
                               "lower the loss")
 
 
-def _tiling_plan(long: int, short: int, *, scale: int, contract: Contract, radius: int, tile: int):
+def _tiling_plan(long: int, short: int, *, scale: int, contract: Contract, radius: int, tile: int,
+                 multiple: int = 1):
     """The per-axis tile plans for an LR input ``(long, short)`` and core ``tile`` LR pixels."""
     from hsisr_bench.engine.infer import plan_axis
 
     per_lr = 1 if contract.input == "lr" else scale  # input pixels per LR pixel
     factor = scale if contract.input == "lr" else 1
-    return [plan_axis(n * per_lr, factor=factor, crop=contract.output_crop.pixels, radius=radius,
-                      core=tile * per_lr) for n in (long, short)]
+    return [plan_axis(-(-n * per_lr // multiple) * multiple, factor=factor, crop=contract.output_crop.pixels,
+                      radius=radius, core=tile * per_lr, multiple=multiple, n_keep=n * per_lr) for n in (long, short)]
 
 
 def partial_tiles(plans) -> tuple[int, int]:
@@ -341,10 +357,12 @@ def partial_tiles(plans) -> tuple[int, int]:
 def _check_tiled(model: nn.Module, info: MethodInfo, contract: Contract, *, bands: int, scale: int,
                  short: int) -> tuple[str, str, dict]:
     """Tiled inference equals untiled on inputs sized so that some tiles read only part of the image."""
-    from hsisr_bench.engine.infer import probe_model, super_resolve
+    from hsisr_bench.engine.infer import probe_model, size_multiple_of, super_resolve
 
     crop = contract.output_crop.pixels
-    radius = probe_model(model, bands=bands, scale=scale, input_kind=contract.input, crop=crop).radius
+    multiple = size_multiple_of(model, info)
+    radius = probe_model(model, bands=bands, scale=scale, input_kind=contract.input, crop=crop,
+                         multiple=multiple).radius
     per_lr = 1 if contract.input == "lr" else scale
     factor = scale if contract.input == "lr" else 1
     margin_lr = math.ceil(max(radius, math.ceil(crop / factor)) / per_lr)
@@ -353,7 +371,8 @@ def _check_tiled(model: nn.Module, info: MethodInfo, contract: Contract, *, band
     tile = max(2, margin_lr + 1)
     long = max(tile + margin_lr + 2, short + 1)  # the long axis is the one cut into partial tiles
     for _ in range(64):  # grow until the plan has a partial tile and a truncated last core
-        plans = _tiling_plan(long, short, scale=scale, contract=contract, radius=radius, tile=tile)
+        plans = _tiling_plan(long, short, scale=scale, contract=contract, radius=radius, tile=tile,
+                             multiple=multiple)
         tiles, partial = partial_tiles(plans)
         truncated = (plans[0][-1].out_stop - plans[0][-1].out_start) < plans[0][0].out_stop - plans[0][0].out_start
         if tiles > 1 and partial and truncated:
@@ -401,11 +420,14 @@ def _check_parameters(info: MethodInfo, scale: int) -> tuple[str, str]:
 
 
 def _run(results: list, check: str, scale: int, func: Callable[[], tuple]) -> str:
-    """Run one check, turning any exception into a failure that says what was raised."""
+    """Run one check, turning any exception into a failure that says what was raised, and where in the
+    method's own code."""
     try:
         outcome = func()
     except Exception as error:  # noqa: BLE001 - a broken method must show up as a failed check
-        outcome = ("fail", str(error) if isinstance(error, HsiBenchError) else f"{type(error).__name__}: {error}")
+        from hsisr_bench.check_cell import describe_error  # lazy: check_cell imports this module
+
+        outcome = ("fail", describe_error(error))
     status, detail, *data = outcome
     results.append(CheckResult(check, scale, status, detail, data[0] if data else {}))
     return status
@@ -463,7 +485,7 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
 
         def shape():
             with torch.no_grad():
-                state["out"] = out = model.eval()(x)
+                state["out"] = out = harness_forward(model.eval(), info, x, scale)  # padded to size_multiple
             check_model_output(model, info, x, out, scale=scale, finite=False)
             if tuple(out.shape) != tuple(target.shape):
                 return "fail", f"output {tuple(out.shape)}, cropped target {tuple(target.shape)}"
@@ -487,7 +509,7 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
             outcomes = {}
 
             def backward():
-                outcomes["backward"], outcomes["fit"] = _check_backward_and_fit(model, info, x[:1], target[:1])
+                outcomes["backward"], outcomes["fit"] = _check_backward_and_fit(model, info, x[:1], target[:1], scale)
                 return outcomes["backward"]
 
             _run(results, "backward", scale, backward)
@@ -499,7 +521,7 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
             outs = []
             for s in (seed + 123, seed + 123, seed + 124):
                 with torch.no_grad():
-                    outs.append(_build(name, bands, scale, resolved, s).eval()(x[:1]))
+                    outs.append(harness_forward(_build(name, bands, scale, resolved, s).eval(), info, x[:1], scale))
             if not torch.equal(outs[0], outs[1]):
                 return "fail", "two builds with the same seed give different outputs (an unseeded generator?)"
             if info.trainable and torch.equal(outs[0], outs[2]):

@@ -217,23 +217,40 @@ def _pick(path: Path, arrays: Mapping[str, Any], preferred: str = "SR") -> tuple
                     f"'{preferred}' or exactly one 3-D array, found: {found}. Rename the cube to '{preferred}'.")
 
 
-def read_prediction(path: PathLike) -> np.ndarray:
+def _check_declared(shape: Sequence[int], target_shape: Optional[Sequence[int]], layout: str, where: str) -> None:
+    """Check a cube's declared shape (from the file's header) before its data is read.
+
+    A tiny crafted file can declare a huge array (HDF5 fills unwritten chunks): reading it first took
+    785 MB for a 1.4 KB file. A zero-stride stand-in runs :func:`to_lhw`'s own checks at no memory cost.
+    """
+    if target_shape is not None:
+        to_lhw(np.broadcast_to(np.float32(0), tuple(int(v) for v in shape)), target_shape, layout, where)
+
+
+def read_prediction(path: PathLike, target_shape: Optional[Sequence[int]] = None, layout: str = "auto") -> np.ndarray:
     """Read one SR cube from ``.npy``, ``.mat`` (v5 or v7.3) or ``.h5``, in the file's own axis order.
 
     A ``.mat`` array comes back in MATLAB order (a v7.3 file, read through HDF5, is transposed back);
-    an ``.h5`` dataset as stored. The variable is ``SR`` if present, else the only 3-D one.
+    an ``.h5`` dataset as stored. The variable is ``SR`` if present, else the only 3-D one. With
+    ``target_shape`` (the HR region's ``(L, H, W)``), the declared shape is checked before any data is read.
 
     Raises:
-        DataError: unreadable file, no or several candidate cubes.
+        DataError: unreadable file, no or several candidate cubes, a declared shape that does not fit.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            _check_declared(np.load(path, mmap_mode="r", allow_pickle=False).shape, target_shape, layout, str(path))
             return np.load(path, allow_pickle=False)
         if suffix == ".mat" and not _is_hdf5(path):
             import scipy.io
 
+            declared = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
+            if target_shape is not None:
+                name = _pick(path, {k: np.broadcast_to(np.float32(0), v) for k, v in declared.items()})[0]
+                _check_declared(declared[name], target_shape, layout, str(path))
+                return np.asarray(scipy.io.loadmat(str(path), variable_names=[name])[name])
             arrays = {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
             return np.asarray(_pick(path, arrays)[1])
         import h5py
@@ -247,6 +264,7 @@ def read_prediction(path: PathLike) -> np.ndarray:
 
             handle.visititems(collect)
             name, item = _pick(path, arrays)
+            _check_declared(item.shape[::-1] if suffix == ".mat" else item.shape, target_shape, layout, str(path))
             array = item[()]
         # MATLAB v7.3 stores column-major: h5py sees an H x W x L variable as L x W x H.
         return array.T if suffix == ".mat" else array
@@ -410,7 +428,7 @@ def load_predictions(testset: TestSet, pred_dir: PathLike, layout: str = "auto")
     loaded = {}
     for image in testset.images:
         path = paths[image.name]
-        raw = check_dtype(read_prediction(path), str(path))
+        raw = check_dtype(read_prediction(path, image.hr.shape, layout), str(path))
         sr = to_lhw(raw, image.hr.shape, layout, str(path))
         used = layout if layout != "auto" else ("lhw" if tuple(raw.shape) == tuple(image.hr.shape) else "hwl")
         loaded[image.name] = {"sr": check_values(sr, str(path)), "file": path.name, "sha256": file_sha256(path),

@@ -72,6 +72,10 @@ class MethodInfo:
         variant_descriptions: optional one-line text per variant (``hsibench list``); a variant
             without one is described by its options (:func:`describe_variant`).
         options: the factory's keyword options and their defaults (filled from its signature).
+        size_multiple: the model's input sides (LR pixels for ``"lr"``, HR pixels for ``"upsampled"``)
+            must be multiples of it (window attention); the harness reflect-pads every input to a
+            multiple, crops the output back, and aligns inference tiles to it. A model attribute
+            ``size_multiple`` overrides it.
         source: where the registration came from: ``"built-in"``, ``"plugin <path or module>"``,
             ``"entry point <name> (<distribution>)"`` or ``"module <name>"`` (filled by the registry).
     """
@@ -90,6 +94,7 @@ class MethodInfo:
     variant_descriptions: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     source: str = "built-in"
+    size_multiple: int = 1
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
@@ -100,7 +105,7 @@ _AUTO_PLUGINS = "pending"
 _SOURCES: list[str] = []
 #: MethodInfo fields a registration may give (the rest are filled by the registry).
 _METADATA_FIELDS = ("input", "output_crop", "trainable", "loss", "optimizer", "paper", "param_counts",
-                    "variants", "variant_descriptions")
+                    "variants", "variant_descriptions", "size_multiple")
 
 
 @contextlib.contextmanager
@@ -133,7 +138,8 @@ def register_method(
         name: the registry name (``--methods NAME``); letters, digits, ``_`` and ``-``.
         title: the name shown in tables.
         **metadata: the other :class:`MethodInfo` fields (``input``, ``output_crop``, ``trainable``,
-            ``loss``, ``optimizer``, ``paper``, ``param_counts``, ``variants``, ``variant_descriptions``).
+            ``loss``, ``optimizer``, ``paper``, ``param_counts``, ``variants``, ``variant_descriptions``,
+            ``size_multiple``).
 
     Raises:
         MethodError: ``name`` is already registered (a built-in name included), an unknown field, or
@@ -227,7 +233,18 @@ def get_method_info(name: str) -> MethodInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise MethodError(f"Unknown method '{name}'. {did_you_mean(name, _REGISTRY)}") from None
+        raise MethodError(f"Unknown method '{name}'. {did_you_mean(name, _REGISTRY)}{_plugin_hint(name)}") from None
+
+
+def _plugin_hint(name: str) -> str:
+    """How to load an outside method: naming ``<name>.py`` when the working directory holds it."""
+    from pathlib import Path
+
+    base = str(name).split("+", 1)[0]
+    if base and (Path.cwd() / f"{base}.py").is_file():
+        return (f" A file {base}.py is in this folder: if it registers '{base}', load it with --plugin {base}.py "
+                f"(or HSIBENCH_PLUGINS={base}.py).")
+    return " Methods of your own load with --plugin FILE.py or $HSIBENCH_PLUGINS."
 
 
 def describe_variant(name: str, variant: str) -> str:

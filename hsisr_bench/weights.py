@@ -56,6 +56,9 @@ class WeightsFile:
     state_dict: dict
     band_mean: Optional[np.ndarray]
     manifest: dict = field(default_factory=dict)
+    #: Test scenes that were training scenes of the weights (set by ``hsibench evaluate``; scored only
+    #: with ``--allow-train-overlap``).
+    train_overlap: list = field(default_factory=list)
 
 
 def _torch_load(path: Path) -> Any:

@@ -173,6 +173,9 @@ def test_the_documented_example_passes_check_method():
     result = invoke("check-method", "mine", "--plugin", EXAMPLE)
     assert result.exit_code == 0, result.output
     assert "All checks passed for 'mine'" in result.output
+    assert "31 bands (the datasets' band count" in result.output  # the default --bands, said so
+    assert "x2 cell         pass synthetic x2, 31 bands" in result.output  # one real cell through the engine
+    assert "checkpoint, tiled evaluation" in result.output and "metrics.json" in result.output
     assert get_method_info("mine").source == f"plugin {EXAMPLE.resolve()}"
     assert get_method_info("mine").param_counts[(2, "default")] == 72_540  # the number the guide shows
 

@@ -198,3 +198,31 @@ def test_a_methods_defaults_live_in_its_registration_and_toml_files_only_overrid
         assert data.get("loss", None) != info.loss, f"{path} restates the registration's loss"
         for key, value in data.get("optimizer", {}).items():
             assert info.optimizer.get(key) != value, f"{path} restates optimizer.{key}"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("protocol.lr=nan", r"lr must be a finite number"),
+    ("protocol.lr=inf", r"lr must be a finite number"),
+    ("method.optimizer.betas=[2.0,0.9]", r"betas\[0\] must be in \[0, 1\)"),
+    ("method.optimizer.betas=[0.9]", r"betas must be two numbers"),
+    ("method.optimizer.eps=-1.0", r"eps must be 0 or more"),
+    ("method.optimizer.weight_decay=nan", r"weight_decay must be a finite number"),
+    ("method.optimizer.lr=-1e-3", r"optimizer.lr must be 0 or more"),
+    ("method.optimizer.name=sgd", r"optimizer 'sgd' is not supported"),
+])
+def test_optimizer_and_protocol_numbers_are_checked_when_the_config_is_planned(override, message):
+    # These used to pass planning and crash in torch.optim.Adam after config.json was written.
+    with pytest.raises(ConfigError, match=message):
+        config.plan_runs(methods="edsr", datasets=["synthetic"], scales=[2], profile="smoke", overrides=[override])
+
+
+def test_a_bad_optimizer_value_leaves_no_run_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from hsisr_bench.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--methods", "edsr", "--dataset", "synthetic", "--scale", "2",
+                                       "--profile", "smoke", "--device", "cpu", "--out", str(tmp_path / "out"),
+                                       "--set", "method.optimizer.eps=-1.0"])
+    assert result.exit_code == 2 and result.output.startswith("Error:") and "eps must be 0 or more" in result.output
+    assert not list(tmp_path.rglob("config.json"))

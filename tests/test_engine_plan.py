@@ -110,7 +110,9 @@ def test_init_joins_with_the_backend_of_the_resolved_device(monkeypatch):
     calls = {}
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.setdefault("device", str(d)))
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
-    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: calls.setdefault("backend", backend))
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda backend, timeout: calls.setdefault("backend", backend))
+    monkeypatch.setattr(distributed.atexit, "register", lambda function: None)
     monkeypatch.setattr(distributed, "current", lambda: distributed.DistInfo(1, 2, 1))
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

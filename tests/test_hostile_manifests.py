@@ -42,13 +42,15 @@ def _hostile_synthetic(tmp_path: Path, name: str = "../../victim/x") -> tuple[Pa
     return folder, victim
 
 
-@pytest.mark.parametrize("name", ["../../victim/x", "..", ".hidden", "a/b", "x\\y", "", "a\x00b"])
+@pytest.mark.parametrize("name", ["../../victim/x", "..", ".hidden", "a/b", "x\\y", "", "a\x00b",
+                                  " lead", "trail ", "bad\udcffutf8"])
 def test_unsafe_scene_names_are_refused(name):
     with pytest.raises(DataError, match="not a plain file name"):
         check_scene_name(name, "somewhere")
 
 
-@pytest.mark.parametrize("name", ["balloons_ms", "img1", "Ribeira-2004", "synth_00", "scene.v2", "a+b", "Ponte_é"])
+@pytest.mark.parametrize("name", ["balloons_ms", "img1", "Ribeira-2004", "synth_00", "scene.v2", "a+b", "Ponte_é",
+                                  "Bom Jesus bush"])
 def test_ordinary_scene_names_pass(name):
     assert check_scene_name(name, "somewhere") == name
 

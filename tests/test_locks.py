@@ -17,8 +17,9 @@ from hsisr_bench.locks import LOCK_FILE, RunLock
 
 def test_a_lock_is_created_with_its_content_and_removed_on_release(tmp_path):
     lock = RunLock(tmp_path / "run", notify=lambda m: None).acquire()
-    pid, host, token = (tmp_path / "run" / LOCK_FILE).read_text().split()
+    pid, host, token, boot, pidns = (tmp_path / "run" / LOCK_FILE).read_text().split()
     assert int(pid) == os.getpid() and host == socket.gethostname() and token == lock.token
+    assert boot == f"boot={lock.boot}" and pidns == f"pidns={lock.pidns}"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK_FILE]  # no temporary left
     lock.release()
     assert not (tmp_path / "run" / LOCK_FILE).exists()
@@ -94,3 +95,37 @@ def test_an_os_error_on_the_results_store_is_an_error_line_not_a_traceback(tmp_p
     assert result.exit_code == 2, result.output
     assert "Error: Cannot create the lock" in result.output and "Permission denied" in result.output
     assert "Traceback" not in result.output
+
+
+def _dead_pid() -> int:
+    process = multiprocessing.Process(target=int)
+    process.start()
+    process.join()
+    return process.pid
+
+
+def test_a_lock_of_another_pid_namespace_on_the_same_host_is_never_taken(tmp_path):
+    # A container with host networking has our host name but its own PIDs: its live writer's PID is
+    # invisible here, so a dead-looking PID proves nothing and the lock must stay.
+    pid = _dead_pid()
+    text = f"{pid} {socket.gethostname()} tok boot={locks._machine_ids()[0]} pidns=pid:[4026531999]\n"
+    (tmp_path / LOCK_FILE).write_text(text)
+    with pytest.raises(ResultsError, match=r"another PID namespace or boot .*delete the lock file"):
+        RunLock(tmp_path, notify=lambda m: None).acquire()
+    assert (tmp_path / LOCK_FILE).read_text() == text
+
+
+def test_a_lock_of_another_boot_is_never_taken(tmp_path):
+    pid = _dead_pid()
+    (tmp_path / LOCK_FILE).write_text(f"{pid} {socket.gethostname()} tok boot=other pidns={locks._machine_ids()[1]}\n")
+    with pytest.raises(ResultsError, match="another PID namespace or boot"):
+        RunLock(tmp_path, notify=lambda m: None).acquire()
+
+
+def test_a_dead_owner_of_the_same_namespace_and_boot_is_taken_over(tmp_path):
+    boot, pidns = locks._machine_ids()
+    (tmp_path / LOCK_FILE).write_text(f"{_dead_pid()} {socket.gethostname()} tok boot={boot} pidns={pidns}\n")
+    messages = []
+    lock = RunLock(tmp_path, notify=messages.append).acquire()
+    assert lock.held and "stale lock" in messages[0]
+    lock.release()

@@ -110,3 +110,37 @@ def test_real_cave_scene_with_a_corrupt_band(tmp_path):
     with pytest.raises(DataError, match=r"(?s)1 of 2 scene.*balloons_ms: CAVE band file .*balloons_ms_12\.png is "
                                          r"truncated"):
         dataset.preflight()
+
+
+def _non_utf8_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "cubes"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in (b"fine", b"caf\xe9"):  # Latin-1 "café": not valid UTF-8
+        with open(bytes(folder) + b"/" + name + b".npy", "wb") as handle:
+            np.save(handle, rng.random((31, 40, 40), dtype=np.float32))
+    return folder
+
+
+def test_a_scene_file_name_that_is_not_utf8_is_refused_by_preflight_and_data_check(tmp_path):
+    # It used to pass data check and crash `run` after scoring, writing per_image.csv.
+    from click.testing import CliRunner
+
+    from hsisr_bench.cli import main
+
+    folder = _non_utf8_folder(tmp_path)
+    with pytest.raises(DataError, match=r"caf\\udce9.*[Rr]ename"):
+        open_dataset("generic", folder).preflight()
+    result = CliRunner().invoke(main, ["data", "check", "--dataset", "generic", "--data-root", str(folder),
+                                       "--profile", "smoke", "--scale", "2"])
+    assert result.exit_code == 2, result.output
+    assert "caf" in result.output and "ename" in result.output and "Traceback" not in result.output
+
+
+def test_the_preflight_name_rule_names_the_file_and_a_utf8_name_to_rename_it_to():
+    from hsisr_bench.data.preflight import scene_name_problem
+
+    bad = "caf" + b"\xe9".decode("utf-8", "surrogateescape")
+    assert scene_name_problem("café") == "" and scene_name_problem("fine") == ""
+    problem = scene_name_problem(bad, Path("/d/" + bad + ".npy"))
+    assert "is not valid UTF-8" in problem and "rename it, e.g. to 'caf_.npy'" in problem

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -56,8 +58,8 @@ def test_out_may_be_the_store_it_reads_or_a_fresh_folder(two_stores):
     fresh = CliRunner().invoke(main, ["figures", "--results", "custom", "--out", "figs", "--kinds", "errors",
                                       "--band", "4"])
     assert fresh.exit_code == 0, fresh.output
-    assert sorted(p.name for p in (two_stores / "figs").iterdir()) == ["cave_x2_a_error_band4.png",
-                                                                        "cave_x2_b_error_band4.png"]
+    assert sorted(p.name for p in (two_stores / "figs").iterdir() if p.name != ".hsibench-output") == [
+        "cave_x2_a_error_band4.png", "cave_x2_b_error_band4.png"]
 
 
 SMOKE = ["--profile", "smoke", "--device", "cpu", "--no-progress", "--set", "dataset.n_scenes=4 dataset.size=48"]
@@ -81,3 +83,54 @@ def test_documented_run_report_figures_sequence_with_a_custom_folder(tmp_path, m
     assert json.loads(metrics.read_text())["finished"] is True
     wrong = CliRunner().invoke(main, ["report", "--out", out])  # the mistake the docs warn about
     assert wrong.exit_code == 2 and f"--results {out}" in wrong.output
+
+
+# ------------------------------------------------- issue 16: a user's files (item 5), damaged runs (item 9)
+
+
+def test_figures_never_overwrite_a_folder_they_did_not_write_without_force(two_stores):
+    mine = two_stores / "paper"
+    mine.mkdir()
+    (mine / "cave_x2_a_error_band4.png").write_bytes(b"my own figure")
+    args = ["figures", "--results", "custom", "--out", "paper", "--kinds", "errors", "--band", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--force" in result.output, result.output
+    assert (mine / "cave_x2_a_error_band4.png").read_bytes() == b"my own figure"
+    assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0
+    assert CliRunner().invoke(main, args).exit_code == 0  # now marked as written by figures
+
+
+def test_report_never_overwrites_a_folder_it_did_not_write_without_force(two_stores):
+    mine = two_stores / "paper"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own notes")
+    (mine / "table5.tex").write_text("my own table")
+    args = ["report", "--results", "custom", "--out", "paper", "--no-published"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.output.startswith("Error: --out paper holds files"), result.output
+    assert "--force" in result.output and "report.md" in result.output
+    assert (mine / "report.md").read_text() == "my own notes" and (mine / "table5.tex").read_text() == "my own table"
+    forced = CliRunner().invoke(main, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (mine / "report.md").read_text() != "my own notes"
+    # A folder written by report (empty or new at first) is rewritten without --force.
+    for out in ("fresh", "fresh"):
+        again = CliRunner().invoke(main, ["report", "--results", "custom", "--out", out, "--no-published"])
+        assert again.exit_code == 0, again.output
+    assert CliRunner().invoke(main, ["report", "--results", "custom", "--no-published"]).exit_code == 0
+    assert CliRunner().invoke(main, ["report", "--results", "custom", "--no-published"]).exit_code == 0
+
+
+def test_report_warns_about_each_unreadable_run_and_strict_exits_1(two_stores):
+    write_fake_results(two_stores / "custom", [FakeRun("bicubic"), FakeRun("edsr")], size=16, bands=8, scenes=("a", "b"))
+    broken = Path("custom") / "cave" / "x2" / "bicubic" / "seed0" / "metrics.json"
+    broken.write_text('{"finished": true, "mean": ')  # truncated
+    listed = Path("custom") / "cave" / "x2" / "edsr" / "seed0" / "metrics.json"
+    runner = CliRunner()
+    result = runner.invoke(main, ["report", "--results", "custom", "--no-published", "--out", "r1"])
+    assert result.exit_code == 0, result.output
+    assert f"WARNING: left out of the tables: {broken}" in result.output and str(listed) not in result.output
+    strict = runner.invoke(main, ["report", "--results", "custom", "--no-published", "--out", "r2", "--strict"])
+    assert strict.exit_code == 1 and str(broken) in strict.output, strict.output
+    clean = runner.invoke(main, ["report", "--results", "results", "--no-published", "--out", "r3", "--strict"])
+    assert clean.exit_code == 0 and "WARNING" not in clean.output, clean.output

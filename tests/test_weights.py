@@ -163,3 +163,54 @@ def test_crafted_weights_files_are_clear_errors_naming_the_file(trained, tmp_pat
                                        "--out", str(tmp_path / "res"), "--no-progress"])
     assert result.exit_code == 2 and "Error: " in result.output and "crafted.pt" in result.output, result.output
     assert "Traceback" not in result.output and "model output" not in result.output
+
+
+# ------------------------------------------------- issue 16: train/test overlap (item 6), --force advice (item 17)
+
+
+def _swapped_split(trained, tmp_path) -> tuple[Path, list[str]]:
+    """A split file whose test scenes are the weights' training scenes."""
+    from hsisr_bench.data.splits import make_split
+
+    split = json.loads((trained["run_dir"] / "config.json").read_text())["split"]
+    train, test = list(split["train"]), list(split["test"])
+    path = make_split(train + test, train_fraction=0.5, seed=0, dataset="synthetic").save(tmp_path / "split.json")
+    data = json.loads(path.read_text())
+    data["train"], data["test"] = test, train
+    path.write_text(json.dumps(data))
+    return path, train
+
+
+def test_evaluate_weights_refuses_scenes_they_were_trained_on_unless_allowed(trained, tmp_path):
+    split, overlap = _swapped_split(trained, tmp_path)
+    out = tmp_path / "res"
+    args = ["evaluate", "--method", "edsr", *CELL, "--weights", str(trained["file"]), "--out", str(out),
+            "--no-progress", "--split-file", str(split)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2 and "Error: " in refused.output, refused.output
+    assert "--allow-train-overlap" in refused.output and all(name in refused.output for name in overlap)
+    assert not list(out.rglob("metrics.json"))
+    allowed = invoke(*args, "--allow-train-overlap")
+    assert allowed.exit_code == 0, allowed.output
+    record = json.loads(next(out.rglob("metrics.json")).read_text())
+    assert record["weights"]["train_overlap"] == [n for n in record["split"]["test"] if n in overlap] and overlap
+    report = invoke("report", "--results", str(out), "--out", str(tmp_path / "rep"), "--no-published")
+    assert report.exit_code == 0, report.output
+    for file in ("report.md", "table5.tex", "table5.csv"):
+        assert "train/test overlap" in (tmp_path / "rep" / file).read_text(), file
+    # Weights trained elsewhere (the canonical split: no test scene was a training scene) need no option.
+    clean = invoke("evaluate", "--method", "edsr", *CELL, "--weights", str(trained["file"]),
+                   "--out", str(tmp_path / "res2"), "--no-progress")
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(next((tmp_path / "res2").rglob("metrics.json")).read_text())["weights"]["train_overlap"] == []
+
+
+def test_evaluate_force_over_other_weights_does_not_advise_force(trained, tmp_path):
+    out = tmp_path / "res"
+    base = ["evaluate", "--method", "edsr", *CELL, "--out", str(out), "--no-progress"]
+    assert invoke(*base, "--weights", str(trained["file"])).exit_code == 0
+    other = _crafted(trained, tmp_path, lambda p: p["manifest"].update(note="another release"))
+    result = CliRunner().invoke(main, [*base, "--weights", str(other), "--force"])
+    assert result.exit_code == 2, result.output
+    assert "Rerun with --force" not in result.output and "re-scores the same run only" in result.output
+    assert "--out" in result.output

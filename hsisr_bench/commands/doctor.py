@@ -13,18 +13,20 @@ from hsisr_bench.errors import ConfigError
 @click.command()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for the verdict (doctor.md) and the smoke runs (default: a temporary folder).")
+              help="Folder for the verdict (doctor.md), the step times (doctor.json) and the smoke runs "
+                   "(default: a temporary folder).")
 @click.option("--checks", default=None, help="Comma-separated subset of: environment, contract, tiled, training, "
                                              "resume, throughput, compile, inference, ddp, projection.")
 @click.option("--threads", type=int, default=None, help="CPU threads for PyTorch.")
 def doctor(device: str, out: Optional[Path], checks: Optional[str], threads: Optional[int]) -> None:
     """Check that this machine trains and scores correctly: CUDA equals CPU, tiled equals untiled, smoke
     trainings in fp32/bf16/fp16, an interrupted-and-resumed run, throughput, latency, DDP, and the projected
-    time of a paper-profile training. Exit code 1 when a check fails.
+    time of a paper-profile training. Verdict rows pass or fail; measurement rows say "measured". Exit code 1
+    when a check fails.
 
     Example: hsibench doctor --device cuda --out doctor
     """
-    from hsisr_bench.doctor import CHECKS, run_doctor, verdict_markdown
+    from hsisr_bench.doctor import CHECKS, run_doctor, verdict_markdown, write_figures
     from hsisr_bench.engine.distributed import resolve_device
     from hsisr_bench.engine.environment import set_threads
     from hsisr_bench.results import write_text
@@ -42,6 +44,8 @@ def doctor(device: str, out: Optional[Path], checks: Optional[str], threads: Opt
     click.echo(markdown)
     if out is not None:
         path = write_text(Path(out) / "doctor.md", markdown)
-        click.echo(f"Written to {path} (paste it into docs/benchmarks.md).")
+        figures = write_figures(Path(out) / "doctor.json", found, resolved)
+        click.echo(f"Written to {path} (paste it into docs/benchmarks.md) and {figures} (the step times for "
+                   f"'hsibench run --dry-run --doctor-report {figures}').")
     if any(c.status == "fail" for c in found):
         raise SystemExit(1)

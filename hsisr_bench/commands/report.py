@@ -98,7 +98,10 @@ def report(results_dir: Path, out_dir: Optional[Path], formats: str, published: 
                    f"--force, or delete its folder.", err=True)
     records = load_records(results_dir)
     tables = build_report(records, results_dir, published=published, experiment=experiment, alpha=alpha)
-    target = claim_output_folder(out_dir if out_dir is not None else results_dir / "reports", "report", force)
+    target = out_dir if out_dir is not None else results_dir / "reports"
+    # The store being read is the toolkit's own folder (check_out_is_not_another_store allows it as --out).
+    own_store = target.is_dir() and results_dir.is_dir() and target.resolve() == results_dir.resolve()
+    claim_output_folder(target, "report", force or own_store)
     written = write_report(tables, target, _split_list(formats))
     click.echo(render_terminal(tables))  # plain text here; the files keep the markdown and LaTeX markup
     click.echo(f"Wrote {len(written)} file(s) to {target}.")
@@ -128,14 +131,25 @@ def report(results_dir: Path, out_dir: Optional[Path], formats: str, published: 
 @click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "pdf", "svg"]),
               help="File format.")
 @click.option("--dpi", default=150, show_default=True, type=int, help="Resolution of PNG output.")
+@click.option("--force", is_flag=True, help="Write into an --out folder that holds files 'hsibench figures' did "
+                                            "not write (files of the same names are overwritten).")
 def figures(results_dir: Path, out_dir: Optional[Path], dataset: Optional[str], scale: Optional[int],
             scene: Optional[str], band: int, pixel: Optional[str], pixel_seed: int, run_seed: Optional[int],
-            experiment: Optional[str], kinds: str, fmt: str, dpi: int) -> None:
+            experiment: Optional[str], kinds: str, fmt: str, dpi: int, force: bool) -> None:
     """Draw absolute-error maps, spectral curves, convergence curves and RGB composites."""
     from hsisr_bench.report.figures import make_figures
 
+    from hsisr_bench.report.writing import claim_output_folder
+
     check_out_is_not_another_store(out_dir, results_dir, "figures", "figures", "figures")
-    written = make_figures(results_dir, out_dir, dataset=dataset, scale=scale, scene=scene, band=band,
+    if not results_dir.is_dir():  # load_records says what is missing and how to make it, before any folder
+        from hsisr_bench.report import load_records
+
+        load_records(results_dir)
+    target = out_dir if out_dir is not None else results_dir / "figures"
+    own_store = target.is_dir() and target.resolve() == results_dir.resolve()
+    claim_output_folder(target, "figures", force or own_store)
+    written = make_figures(results_dir, target, dataset=dataset, scale=scale, scene=scene, band=band,
                            pixel=_parse_pixel(pixel), fmt=fmt, dpi=dpi, pixel_seed=pixel_seed, run_seed=run_seed,
                            experiment=experiment, kinds=_split_list(kinds))
     for path in written:

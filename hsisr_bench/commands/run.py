@@ -51,6 +51,9 @@ def _common_options(func):
         click.option("--split-file", type=click.Path(path_type=Path), default=None,
                      help="A split JSON to use instead of the canonical or seeded split."),
         click.option("--progress/--no-progress", default=None, help="Progress bars (default: when on a terminal)."),
+        click.option("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                     help="Under torchrun: how long a process waits for the others, e.g. while rank 0 evaluates "
+                          "alone (default $HSIBENCH_DIST_TIMEOUT, else 21600 = 6 hours)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -123,20 +126,22 @@ def _resume_command(argv: Sequence[str]) -> str:
     return " ".join(["hsibench", *(shlex.quote(arg) for arg in kept)])
 
 
-def _start(runs: Sequence[RunConfig], out: Path, shard: Optional[str], threads: Optional[int]):
+def _start(runs: Sequence[RunConfig], out: Path, shard: Optional[str], threads: Optional[int],
+           dist_timeout: Optional[float] = None):
     """Set threads, resolve the device and join torchrun's process group; return this process's plan."""
     from hsisr_bench.engine import distributed
     from hsisr_bench.engine.environment import describe_threads, set_threads
     from hsisr_bench.engine.plan import parse_shard, plan_cells
 
     parsed_shard = parse_shard(shard)
-    set_threads(threads)
+    # under torchrun (OMP_NUM_THREADS=1 from torchrun) rank 0's lone CPU work gets the cores of its local rank
+    set_threads(threads if threads is not None else distributed.threads_per_local_rank())
     requested = {run.device for run in runs}
     if len(requested) > 1:
         raise ConfigError(f"The planned cells ask for different devices ({', '.join(sorted(requested))}); one "
                           f"command runs on one device: give --device once.")
     device = distributed.resolve_device(runs[0].device)  # before joining: the backend follows the device
-    info = distributed.init_from_env(runs[0].device)
+    info = distributed.init_from_env(runs[0].device, timeout=dist_timeout)
     plan = plan_cells(runs, out, device=device, rank=info.rank, world=info.world, shard=parsed_shard)
     world = f", {info.world} processes" if info.world > 1 else ""
     _echo(f"Device {device}{world}; {describe_threads()}. Set OMP_NUM_THREADS or --threads on a busy machine.")
@@ -154,23 +159,29 @@ def _start(runs: Sequence[RunConfig], out: Path, shard: Optional[str], threads: 
 @click.option("--shard", default=None, metavar="K/N",
               help="Run only shard K of N (cells K, K+N, ...; K from 1) of the plan: a Slurm array or N machines "
                    "sharing one --out folder run the whole grid; 'hsibench report' shows the union.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (cells, scenes, patches, epochs) and stop.")
+@click.option("--dry-run", is_flag=True, help="Print the whole plan (cells, shards, scenes, patches, steps) and what "
+                                             "is missing (device, datasets, scenes); run nothing.")
+@click.option("--doctor-report", type=click.Path(path_type=Path), default=None,
+              help="With --dry-run: a doctor.json ('hsibench doctor --out DIR') to project each cell's training time.")
 @_common_options
-def run(methods, dataset, scale, seed, experiment, shard, dry_run, **options) -> None:
+def run(methods, dataset, scale, seed, experiment, shard, dry_run, doctor_report, **options) -> None:
     """Train and evaluate methods on datasets and scales, then print a Table V-style summary.
 
     Example: hsibench run --methods bicubic,edsr,ssrnet --dataset synthetic --scale 2 --profile quick
     """
     from hsisr_bench.engine import distributed
-    from hsisr_bench.engine.plan import print_plan
     from hsisr_bench.engine.runner import execute
 
     runs = _plan(methods, dataset, scale, seed, experiment, **options)
-    plan = _start(runs, options["out"], shard, options["threads"])
-    if dry_run:
-        if distributed.current().is_main:
-            print_plan(plan, click.echo)
+    if dry_run:  # no device resolution, no process group, no data needed: engine/preview.py
+        from hsisr_bench.engine.preview import is_main_process, preview_plan
+
+        if is_main_process():
+            preview_plan(runs, options["out"], shard=shard, doctor_report=doctor_report, echo=click.echo)
         return
+    if doctor_report is not None:
+        raise ConfigError("--doctor-report projects the training time of a plan: use it with --dry-run.")
+    plan = _start(runs, options["out"], shard, options["threads"], options["dist_timeout"])
     records = execute(plan.cells, force=options["force"], progress=options["progress"], notify=_echo,
                       resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
     if distributed.current().is_main and records:
@@ -194,7 +205,7 @@ def _one_cell(method, dataset, scale, seed, **options):
     if len(scales) != 1:
         raise ConfigError(f"--scale {scale!r}: give one scale (use 'hsibench run' for several).")
     runs = _plan(method, dataset, scale, str(seed), None, **options)
-    return _start(runs[:1], options["out"], None, options["threads"])
+    return _start(runs[:1], options["out"], None, options["threads"], options["dist_timeout"])
 
 
 @click.command()
@@ -223,8 +234,10 @@ def train(method, dataset, scale, seed, **options) -> None:
 @click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="Score this weights file (a checkpoint.pt, an 'hsibench export-weights' file or a state_dict) "
                    "instead of the cell's own training; its sha256 is recorded.")
+@click.option("--allow-train-overlap", is_flag=True,
+              help="Score --weights even on test scenes they were trained on (recorded, flagged in every table).")
 @_common_options
-def evaluate(method, dataset, scale, seed, weights, **options) -> None:
+def evaluate(method, dataset, scale, seed, weights, allow_train_overlap, **options) -> None:
     """Evaluate one trained cell (after ``hsibench train``), or given weights, and write its metrics.
 
     Example: hsibench evaluate --method ssrnet --dataset cave --scale 4 --weights ssrnet_x4.pt
@@ -233,6 +246,6 @@ def evaluate(method, dataset, scale, seed, weights, **options) -> None:
 
     plan = _one_cell(method, dataset, scale, seed, **options)
     records = execute(plan.cells, force=options["force"], progress=options["progress"], mode="evaluate",
-                      notify=_echo, weights=weights)
+                      notify=_echo, weights=weights, allow_train_overlap=allow_train_overlap)
     if records:
         click.echo(summary(records))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 from hsisr_bench.config.files import tomllib
 from hsisr_bench.config.schema import (
     AMP_MODES, DEVICES, TF32_MODES, DatasetConfig, MethodConfig, Protocol, RunConfig, _coerce, _protocol_defaults,
+    check_optimizer,
 )
 from hsisr_bench.errors import ConfigError, HsiBenchError, did_you_mean
 
@@ -197,4 +198,5 @@ def check_run(run: RunConfig) -> None:
     run.protocol.check()
     if get_method_info(run.method.name).trainable:
         check_loss(run.method.loss)
+        check_optimizer(run.method.optimizer, f"method '{run.method.name}'")
     run.effective_options()  # unknown variant/option -> MethodError with a did-you-mean hint

@@ -8,6 +8,7 @@ command line into cells is :mod:`hsisr_bench.config.planning`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -82,8 +83,51 @@ class Protocol:
                 raise ConfigError(f"protocol '{self.name}': {name} must be 0 or more, got {getattr(self, name)}.")
         if not self.rescales or any(not 0.0 < r <= 1.0 for r in self.rescales):
             raise ConfigError(f"protocol '{self.name}': rescales must be factors in (0, 1], got {self.rescales}.")
+        # NaN passes every comparison above as "not out of range", so finiteness is checked first.
+        # (lr_gamma and rescales are checked by ranges that NaN fails.)
+        if not math.isfinite(self.lr):
+            raise ConfigError(f"protocol '{self.name}': lr must be a finite number (0: the method's own), "
+                              f"got {self.lr}.")
         if self.lr < 0 or not 0.0 < self.lr_gamma <= 1.0:
             raise ConfigError(f"protocol '{self.name}': need lr >= 0 and 0 < lr_gamma <= 1.")
+
+
+def check_optimizer(optimizer: Mapping[str, Any], where: str) -> None:
+    """Check a method's optimiser settings the way ``torch.optim.Adam`` would, but at config time.
+
+    Adam raises ``ValueError`` only when the first run builds it, after the run folder and its
+    ``config.json`` exist; checking here turns that into a ``ConfigError`` before anything is written.
+    NaN and infinity are refused too (Adam accepts a NaN weight decay and trains NaN weights).
+
+    Args:
+        optimizer: ``{"name", "lr", "betas", "eps", "weight_decay"}`` (missing keys are not checked).
+        where: what the message names (``method 'edsr'``).
+
+    Raises:
+        ConfigError: an unsupported optimiser name or a value out of range.
+    """
+    name = str(optimizer.get("name", "adam")).lower()
+    if name != "adam":
+        raise ConfigError(f"{where}: optimizer '{name}' is not supported (method.optimizer.name); use 'adam'.")
+
+    def number(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: method.optimizer.{key} must be a finite number, got {value!r} "
+                              f"(--set method.optimizer.{key}=...).")
+        return float(value)
+
+    for key, low in (("lr", "0"), ("eps", "0"), ("weight_decay", "0")):
+        if key in optimizer and number(key, optimizer[key]) < 0:
+            raise ConfigError(f"{where}: method.optimizer.{key} must be {low} or more, got {optimizer[key]!r}.")
+    if "betas" in optimizer:
+        betas = optimizer["betas"]
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ConfigError(f"{where}: method.optimizer.betas must be two numbers like [0.9, 0.999], "
+                              f"got {betas!r}.")
+        for index, beta in enumerate(betas):
+            if not 0.0 <= number(f"betas[{index}]", beta) < 1.0:
+                raise ConfigError(f"{where}: method.optimizer.betas[{index}] must be in [0, 1), got {beta!r} "
+                                  f"(e.g. betas=[0.9, 0.999]).")
 
 
 @dataclass(frozen=True)

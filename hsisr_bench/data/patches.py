@@ -35,8 +35,11 @@ of the scenes. Cache files are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
+import os
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,11 +325,20 @@ class PatchBank(Dataset):
             if array is not None and array.shape == shape and array.dtype == np.float32:
                 self.cache_hits += 1
                 return array
-        with atomic_path(path, suffix=".npy.tmp") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            fill(out)
-            out.flush()
-            del out
+        _remove_stale_temporaries(path.parent)
+        try:
+            with atomic_path(path, suffix=".npy.tmp") as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+                # open_memmap makes a sparse file: on a full disk a store through the mapping is a SIGBUS
+                # (exit 135, no message). Allocating the blocks first turns that into an OSError here.
+                _preallocate(Path(tmp))
+                fill(out)
+                out.flush()
+                del out
+        except OSError as error:
+            raise DataError(f"Cannot write the patch cache file {path} ({error.strerror or error}): the disk "
+                            f"holding {self.cache_dir} is full or not writable. Free space there, or use another "
+                            f"--out folder (the cache lives in <out>/.cache).") from None
         self.cache_writes += 1
         return np.load(path, mmap_mode="r")
 
@@ -417,6 +429,39 @@ class _MappedFile:
     def unwrap(value):
         """Re-open a ``_MappedFile``; return anything else unchanged."""
         return np.load(value.path, mmap_mode="r") if isinstance(value, _MappedFile) else value
+
+
+#: A cache temporary untouched for this long belongs to a writer that died (a live one keeps writing).
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def _preallocate(path: Path) -> None:
+    """Allocate every block of ``path`` now, so a full disk fails here as ``OSError`` (ENOSPC/EFBIG)."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+        chunk = b"\0" * (1 << 20)  # no fallocate here (e.g. some NFS): write zeros with ordinary I/O
+        for offset in range(0, size, len(chunk)):
+            os.pwrite(fd, chunk[: size - offset], offset)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete cache temporaries left by killed writers (older than ``STALE_TEMPORARY_SECONDS``)."""
+    now = time.time()
+    for tmp in folder.glob(".*.npy.tmp") if folder.is_dir() else ():
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                tmp.unlink()
+        except OSError:
+            pass  # removed meanwhile by another process, or not ours to remove
 
 
 def _augment(patch: np.ndarray, copy: str) -> np.ndarray:

@@ -51,6 +51,10 @@ def preflight(dataset: Any, names: Optional[Iterable[str]] = None) -> None:
     broken = {}
     for name in names:
         source = dataset.source(name)
+        problem = scene_name_problem(name, source)
+        if problem:
+            broken[name] = problem
+            continue
         if source is None:  # generated in memory: nothing on disk to break
             continue
         problem = _check_scene(dataset.spec, source, dict(dataset._reader_options))
@@ -63,6 +67,23 @@ def preflight(dataset: Any, names: Optional[Iterable[str]] = None) -> None:
             f"scene(s) that the planned cells read are broken; nothing was run.\n{listing}\n"
             f"Repair or replace those files (the messages name them), then run again; "
             f"`hsibench data check --dataset {dataset.name}` decodes every scene fully.")
+
+
+def scene_name_problem(name: str, source: Optional[Path] = None) -> str:
+    """Why a scene's name cannot be recorded in the results files, or ``""``.
+
+    A file name that is not valid UTF-8 reaches Python as a string with surrogate escapes: it loads
+    and scores, but ``per_image.csv`` (UTF-8) cannot hold it, so a run would stop after training and
+    scoring. Opening a dataset refuses such names already (its scene-name rule); this check keeps the
+    pre-flight refusing them for any dataset that lists scenes its own way, naming the file to rename.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        bad = source if source is not None else name
+        safe = "".join("_" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in Path(str(bad)).name)
+        return f"the file name {str(bad)!r} is not valid UTF-8 (results files cannot record it); rename it, e.g. to {safe!r}"
+    return ""
 
 
 def _check_scene(spec: Any, source: Path, options: dict[str, Any]) -> str:

@@ -19,6 +19,8 @@ from hsisr_bench.errors import ResultsError
 
 #: File name of the per-run checkpoint (model, optimiser, scheduler, RNG states, resolved config).
 CHECKPOINT_FILE = "checkpoint.pt"
+#: What resuming reads from a checkpoint (``scaler`` and ``band_mean`` are optional).
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "step", "loss_sum", "epoch_seconds", "log")
 
 
 def rng_state() -> dict:
@@ -57,7 +59,15 @@ def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
     """Write a checkpoint atomically (temporary file in the same folder, then rename)."""
     from hsisr_bench.results import atomic_write
 
-    atomic_write(path, lambda handle: torch.save(dict(state), handle))
+    def write(handle) -> None:
+        try:
+            torch.save(dict(state), handle)
+        except RuntimeError as error:  # torch's zip writer reports ENOSPC/EFBIG as a RuntimeError
+            raise OSError(f"{error} (is the disk full?)") from None
+
+    # atomic_write turns OSError into a ResultsError and removes the temporary: the previous
+    # checkpoint stays in place, intact, for the next attempt to resume from.
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> dict:
@@ -69,10 +79,17 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict:
             must be CPU tensors, and ``load_state_dict`` moves weights and optimiser state itself.
 
     Raises:
-        ResultsError: the file is unreadable.
+        ResultsError: the file is unreadable, truncated, or lacks an entry that resuming needs.
     """
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
-        raise ResultsError(f"Cannot read the checkpoint {path} ({error}). Delete it to train from scratch, "
-                           f"or rerun with --force.") from None
+        # A truncated zip fails with a bare "[Errno 22] Invalid argument" (a seek past its end): say what it means.
+        raise ResultsError(f"The checkpoint {path} is truncated or corrupt (reading it failed: {error}). Delete "
+                           f"it to restart this run's training from scratch, or rerun with --force.") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ResultsError(f"The checkpoint {path} is not a complete training checkpoint (missing: "
+                           f"{', '.join(missing)}). Delete it to restart this run's training from scratch, or "
+                           f"rerun with --force.")
+    return state

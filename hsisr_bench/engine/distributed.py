@@ -12,6 +12,8 @@ decision with :func:`broadcast_object` before anyone returns, so the ranks never
 
 from __future__ import annotations
 
+import atexit
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -75,10 +77,17 @@ def resolve_device(requested: str, env: Optional[Mapping[str, str]] = None) -> s
         raise ConfigError(f"--device {requested}: expected auto, cpu, cuda or cuda:<index>.")
     if not torch.cuda.is_available():
         raise ConfigError(f"--device {requested}: CUDA is not available on this machine; use --device cpu or auto.")
+    count = torch.cuda.device_count()
     if requested != "cuda":
+        if world > 1:  # every process would take the same GPU: NCCL refuses duplicate GPUs, or they share one
+            raise ConfigError(f"--device {requested} under torchrun ({world} processes) would put every process on "
+                              f"the same GPU. Use --device cuda (each process takes cuda:<LOCAL_RANK>); to choose "
+                              f"the GPUs, set CUDA_VISIBLE_DEVICES.")
+        index = int(requested.split(":", 1)[1])
+        if index >= count:
+            raise ConfigError(f"--device {requested}: this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1}).")
         return requested
     index = local_rank if world > 1 else 0
-    count = torch.cuda.device_count()
     if index >= count:
         raise ConfigError(f"LOCAL_RANK {index} needs GPU {index}, but this machine has {count}. Start at most "
                           f"{count} processes per node (torchrun --nproc_per_node {count}).")
@@ -90,7 +99,62 @@ def backend_for(device: str) -> str:
     return "nccl" if device.startswith("cuda") else "gloo"
 
 
-def init_from_env(requested_device: str = "auto") -> DistInfo:
+#: Default seconds a process waits at a collective (``--dist-timeout``, ``$HSIBENCH_DIST_TIMEOUT``). The other
+#: ranks wait through rank 0's lone work (evaluation, the patch cache, a checkpoint), which takes hours on
+#: the paper's profile; PyTorch's default of 10 minutes killed such runs.
+DEFAULT_TIMEOUT_S = 6 * 3600
+TIMEOUT_ENV = "HSIBENCH_DIST_TIMEOUT"
+
+
+def timeout_seconds(value: Optional[float] = None, env: Optional[Mapping[str, str]] = None) -> float:
+    """The collective timeout: ``value`` (``--dist-timeout``), else ``$HSIBENCH_DIST_TIMEOUT``, else 6 hours.
+
+    Raises:
+        ConfigError: not a positive number of seconds.
+    """
+    env = os.environ if env is None else env
+    origin = "--dist-timeout" if value is not None else TIMEOUT_ENV
+    text = value if value is not None else env.get(TIMEOUT_ENV)
+    if text is None or text == "":
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{origin} {text!r}: expected a positive number of seconds (default {DEFAULT_TIMEOUT_S}).")
+    return seconds
+
+
+def threads_per_local_rank(env: Optional[Mapping[str, str]] = None, cores: Optional[int] = None) -> Optional[int]:
+    """CPU threads for each process under torchrun: the cores divided by the local processes.
+
+    torchrun sets ``OMP_NUM_THREADS=1`` for every process, which left rank 0's CPU work (bicubic, the
+    patch cache, metrics) on one thread. ``None`` outside torchrun, or when ``OMP_NUM_THREADS`` was set to
+    something other than torchrun's 1 (the user's choice is kept; ``--threads`` always wins).
+    """
+    env = os.environ if env is None else env
+    _, world, _ = _env_ints(env)
+    if world <= 1 or env.get("OMP_NUM_THREADS", "1") != "1":
+        return None
+    try:
+        local = max(1, int(env.get("LOCAL_WORLD_SIZE", world)))
+    except ValueError:
+        local = world
+    return max(1, (cores or os.cpu_count() or 1) // local)
+
+
+def shutdown() -> None:
+    """Leave the process group (registered at exit by :func:`init_from_env`).
+
+    Without it, gloo's threads were destroyed with the interpreter and a rank sometimes died with
+    ``terminate called without an active exception`` (SIGABRT) after a clean run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def init_from_env(requested_device: str = "auto", timeout: Optional[float] = None) -> DistInfo:
     """Join torchrun's process group, if there is one, with the backend of this process's device.
 
     The device is resolved first (:func:`resolve_device`), so ``--device auto`` on a GPU node joins
@@ -98,18 +162,21 @@ def init_from_env(requested_device: str = "auto") -> DistInfo:
 
     Args:
         requested_device: ``--device`` as given (``auto``, ``cpu``, ``cuda``, ``cuda:<k>``).
+        timeout: seconds a collective may wait (:func:`timeout_seconds`: default 6 hours).
 
     Returns:
         The process's :class:`DistInfo`; a single process when ``WORLD_SIZE`` is unset or 1.
     """
     device = resolve_device(requested_device)
     _, world, _ = _env_ints(os.environ)
+    seconds = timeout_seconds(timeout)
+    if device.startswith("cuda"):  # also in one process: pinned memory, the context and syncs follow it
+        torch.cuda.set_device(torch.device(device))
     if world <= 1 or not dist.is_available():
         return DistInfo()
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend_for(device))
+        dist.init_process_group(backend=backend_for(device), timeout=datetime.timedelta(seconds=seconds))
+        atexit.register(shutdown)
     return current()
 
 

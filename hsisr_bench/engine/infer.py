@@ -27,8 +27,8 @@ probe sees every operation, functional convolutions that bypass modules (SSRNet'
 included; it measures SSRNet (D = 3) at 23 LR pixels but costs seconds on a CPU, hence the
 attribute. The tests check tiled == untiled for every registered method and declared >= probed.
 
-Memory (``max_memory``, in bytes): a probe pass runs on a ``meta`` copy of the model (shapes only,
-no arithmetic) under a dispatch mode that tracks every tensor the forward creates and frees; its
+Memory (``max_memory``, in bytes): a probe pass runs the model with ``meta`` weights substituted
+(shapes only, no arithmetic; never a deep copy, which legacy ``weight_norm`` modules refuse) under a dispatch mode that tracks every tensor the forward creates and frees; its
 peak of live bytes divided by the probe's input pixels is the method's *bytes per input pixel*
 (per batch item). Operators' internal scratch buffers are not visible to it, so the estimate is
 multiplied by :data:`MEMORY_SAFETY` (2.0: the peak resident memory measured on CPU was 1.3 to 1.8
@@ -42,7 +42,6 @@ cube is one tile.
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 import weakref
@@ -58,9 +57,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from hsisr_bench.errors import ConfigError, DataError, HsiBenchError, MethodError, did_you_mean
+from hsisr_bench.engine.model_calls import (eval_mode, forward_padded, model_tensors, pad_to_multiple, round_up,
+                                            size_multiple_of, substituted, unwrap_model)
 from hsisr_bench.registry import MethodInfo, OutputCrop, get_method_info, list_methods
 
-__all__ = ["super_resolve", "probe_model", "measure_receptive_field", "plan_axis", "ModelProbe", "MEMORY_SAFETY"]
+__all__ = ["super_resolve", "probe_model", "measure_receptive_field", "plan_axis", "ModelProbe", "MEMORY_SAFETY",
+           "unwrap_model", "pad_to_multiple", "size_multiple_of", "forward_padded"]
 
 #: Factor applied to the tracked activation bytes to cover operators' scratch buffers (oneDNN
 #: layout copies, matmul workspaces) that the tensor tracker does not see.
@@ -143,7 +145,7 @@ class _LiveTensorBytes(TorchDispatchMode):
         self.current -= self.live.pop(key, 0)
 
 
-def _peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def _peak_bytes(model, x: torch.Tensor) -> int:
     """Peak bytes of live tensors during ``model(x)`` under inference mode, the input included."""
     tracker = _LiveTensorBytes()
     with torch.inference_mode(), tracker:
@@ -153,7 +155,8 @@ def _peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return tracker.peak + x.numel() * x.element_size()
 
 
-def _support_radius(model: nn.Module, x: torch.Tensor, *, axis: int, factor: int, crop: int) -> tuple[int, bool]:
+def _support_radius(model: nn.Module, x: torch.Tensor, *, axis: int, factor: int, crop: int,
+                    phase: int = 0) -> tuple[int, bool]:
     """Forward-mode probe along one axis: which output rows depend on the centre input row.
 
     The tangent (directional derivative) of the output in the direction of input row ``m`` is
@@ -162,8 +165,9 @@ def _support_radius(model: nn.Module, x: torch.Tensor, *, axis: int, factor: int
     has a non-zero tangent only if it depends on row ``m``; the largest
     ``|(o + crop) // factor - m|`` over those rows is the radius. Returns it and whether the
     dependent rows reach the output's edge (then the probe was too small to see the whole field).
+    ``m`` is the centre row plus ``phase``.
     """
-    m = x.shape[axis] // 2
+    m = x.shape[axis] // 2 + phase
     tangent = torch.zeros_like(x)
     tangent.narrow(axis, m, 1).fill_(1.0)
     with warnings.catch_warnings(), torch.no_grad():
@@ -184,7 +188,7 @@ def _support_radius(model: nn.Module, x: torch.Tensor, *, axis: int, factor: int
 
 def measure_receptive_field(
     model: nn.Module, *, bands: int, factor: int, crop: int, device: Union[str, torch.device] = "cpu",
-    max_size: int = 1024,
+    max_size: int = 1024, multiple: int = 1,
 ) -> int:
     """Measure a model's receptive-field radius in input pixels with a perturbation probe on each axis.
 
@@ -201,12 +205,17 @@ def measure_receptive_field(
     every registered method.
 
     Args:
-        model: the network (a float64 copy runs on ``device``, in the model's current train/eval mode).
+        model: the network; it runs with float64 copies of its parameters and buffers substituted
+            (:func:`torch.func.functional_call`: the model itself is neither copied nor changed), on
+            ``device``, in its current train/eval mode. A model that cannot run that way (tensors kept
+            outside its parameters and buffers) is probed as it is, in its own precision.
         bands: spectral bands of the input.
         factor: output pixels per input pixel (the scale, or 1 for upsampled inputs).
         crop: output pixels the model loses on each side.
         device: where to run the probe.
         max_size: the largest probe length; a field that still reaches the edge there raises.
+        multiple: the model's ``size_multiple``: probe sides are multiples of it, and every phase
+            of the probed row modulo it is probed.
 
     Returns:
         The radius ``R``: output pixel ``o`` depends only on input pixels ``i`` with
@@ -215,31 +224,57 @@ def measure_receptive_field(
     Raises:
         MethodError: the model accepts no narrow probe input, or its field exceeds ``max_size``.
     """
+    model = unwrap_model(model)
+    # float64 weights substituted for the call only: the user's model is neither copied nor changed.
+    as_float64 = substituted(model, lambda t: t.to(device=device, dtype=torch.float64) if t.is_floating_point()
+                              else t.to(device))
+    try:
+        return _measure_radius(as_float64, type(model).__name__, bands=bands, factor=factor, crop=crop,
+                               device=device, max_size=max_size, dtype=torch.float64, multiple=multiple)
+    except MethodError:
+        # A model holding tensors outside its parameters and buffers (plain attributes) cannot run in
+        # float64 this way: probe the model itself, in its own precision, on its own device.
+        own = next(iter(model_tensors(model).values()), torch.zeros(()))
+        dtype = own.dtype if own.is_floating_point() else torch.float32
+        return _measure_radius(model, type(model).__name__, bands=bands, factor=factor, crop=crop,
+                               device=own.device, max_size=max_size, dtype=dtype, multiple=multiple)
+
+
+def _measure_radius(model, label: str, *, bands: int, factor: int, crop: int, device, max_size: int,
+                    dtype: torch.dtype, multiple: int = 1) -> int:
+    """:func:`measure_receptive_field` for a callable ``model`` fed ``dtype`` inputs on ``device``.
+
+    With ``multiple > 1`` every probe side is a multiple of it, and the probed row takes each phase
+    modulo ``multiple``: a window model is shift-equivariant only by whole windows, so one row does
+    not see the field of every output.
+    """
     generator = torch.Generator().manual_seed(0)
-    model = copy.deepcopy(model).to(device=device, dtype=torch.float64)
     radius = 0
     for axis in (-2, -1):
-        n = 64
+        n = round_up(64, multiple)
         while True:
             result = None
             for width in (2 * math.ceil(crop / factor) + 1, 16, 2 * math.ceil(crop / factor) + 16):
+                width = round_up(width, multiple)
                 shape = [1, bands, n, n]
                 shape[3 if axis == -2 else 2] = width  # (1, L, n, width) or (1, L, width, n)
-                x = torch.rand(shape, generator=generator, dtype=torch.float64).to(device)
+                x = torch.rand(shape, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
                 try:
                     with torch.autocast(torch.device(device).type, enabled=False):
-                        result = _support_radius(model, x, axis=axis, factor=factor, crop=crop)
+                        phases = [_support_radius(model, x, axis=axis, factor=factor, crop=crop,
+                                                  phase=p - (n // 2) % multiple) for p in range(multiple)]
+                    result = (max(r for r, _ in phases), any(edge for _, edge in phases))
                     break
                 except (RuntimeError, ValueError, HsiBenchError):
                     continue  # the model needs a wider input (reflect padding, valid convs): try wider
             if result is None:
-                raise MethodError(f"Cannot probe the receptive field of {type(model).__name__}: it rejects "
+                raise MethodError(f"Cannot probe the receptive field of {label}: it rejects "
                                   f"inputs of shape (1, {bands}, {n}, <=16+); give it a 'receptive_field' attribute.")
             axis_radius, reaches_edge = result
             if not reaches_edge:
                 break
             if n >= max_size:
-                raise MethodError(f"The receptive field of {type(model).__name__} reaches beyond {max_size // 2} "
+                raise MethodError(f"The receptive field of {label} reaches beyond {max_size // 2} "
                                   "input pixels: it cannot be tiled; call super_resolve without tile/max_memory.")
             n *= 2
         radius = max(radius, axis_radius)
@@ -251,14 +286,16 @@ _PROBES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionar
 
 def probe_model(
     model: nn.Module, *, bands: int, scale: int, input_kind: str, crop: int = 0,
-    device: Union[str, torch.device] = "cpu", size: int = 48,
+    device: Union[str, torch.device] = "cpu", size: int = 48, multiple: int = 1,
 ) -> ModelProbe:
     """Receptive-field radius and working bytes per input pixel of a model (cached per model and shape).
 
     The radius is the model's ``receptive_field`` attribute when it has one, else
-    :func:`measure_receptive_field`. The memory pass runs on a ``meta`` copy of the model (shapes
-    only, no arithmetic, no real memory) of side ``size``; a model whose forward cannot run on
-    ``meta`` tensors is measured for real on CPU with a 16-pixel input instead.
+    :func:`measure_receptive_field`. The memory pass runs the model with ``meta`` tensors substituted
+    for its weights (shapes only, no arithmetic, no real memory; :func:`torch.func.functional_call`,
+    never a copy of the model) on an input of side ``size``; a model whose forward cannot run on
+    ``meta`` tensors is measured for real, in eval mode on its own device, with a 16-pixel input
+    instead. ``torch.compile`` and DDP wrappers are probed through the module they wrap.
 
     Args:
         model: the network.
@@ -267,13 +304,14 @@ def probe_model(
         input_kind: ``"lr"`` or ``"upsampled"``.
         crop: the output crop in pixels (model.output_crop.pixels).
         device: where the receptive-field probe runs (the model's device).
-        size: spatial side of the meta memory probe, in input pixels.
+        size: spatial side of the meta memory probe, in input pixels (rounded up to ``multiple``).
+        multiple: the model's ``size_multiple`` (input sides must be multiples of it).
 
     Returns:
         A :class:`ModelProbe`.
     """
-    declared = getattr(model, "receptive_field", None)
-    key = (bands, scale, input_kind, crop, declared)
+    declared = getattr(unwrap_model(model), "receptive_field", None)
+    key = (bands, scale, input_kind, crop, declared, multiple)
     cache = _PROBES.setdefault(model, {})
     if key in cache:
         return cache[key]
@@ -281,13 +319,18 @@ def probe_model(
     if declared is not None:
         radius = int(declared)
     else:
-        radius = measure_receptive_field(model, bands=bands, factor=factor, crop=crop, device=device)
-    try:
-        meta_model = copy.deepcopy(model).to("meta").eval()
-        peak = _peak_bytes(meta_model, torch.zeros(1, bands, size, size, device="meta"))
-    except Exception:  # noqa: BLE001 - an op without a meta kernel: fall back to a small real pass
-        size = max(16, 2 * math.ceil(crop / factor) + 4)
-        peak = _peak_bytes(copy.deepcopy(model).to("cpu").eval(), torch.zeros(1, bands, size, size))
+        radius = measure_receptive_field(model, bands=bands, factor=factor, crop=crop, device=device,
+                                         multiple=multiple)
+    base = unwrap_model(model)
+    size = round_up(size, multiple)
+    with eval_mode(base):
+        try:  # meta tensors substituted for the weights: shapes only, the model untouched
+            meta_model = substituted(base, lambda t: torch.empty_like(t, device="meta"))
+            peak = _peak_bytes(meta_model, torch.zeros(1, bands, size, size, device="meta"))
+        except Exception:  # noqa: BLE001 - an op without a meta kernel: fall back to a small real pass
+            size = round_up(max(16, 2 * math.ceil(crop / factor) + 4), multiple)
+            where = next(iter(model_tensors(base).values()), torch.zeros(())).device
+            peak = _peak_bytes(base, torch.zeros(1, bands, size, size, device=where))
     probe = ModelProbe(radius=radius, bytes_per_pixel=MEMORY_SAFETY * peak / (size * size))
     cache[key] = probe
     return probe
@@ -297,7 +340,8 @@ def probe_model(
 # Tile geometry
 
 
-def plan_axis(n_in: int, *, factor: int, crop: int, radius: int, core: int) -> list[AxisTile]:
+def plan_axis(n_in: int, *, factor: int, crop: int, radius: int, core: int, multiple: int = 1,
+              n_keep: Optional[int] = None) -> list[AxisTile]:
     """Split one spatial axis into tiles whose cores partition the output exactly.
 
     Args:
@@ -306,19 +350,23 @@ def plan_axis(n_in: int, *, factor: int, crop: int, radius: int, core: int) -> l
         crop: output pixels the model loses on each side.
         radius: receptive-field radius in input pixels (the margin around each core).
         core: core length in input pixels (``>= n_in`` gives one tile).
+        multiple: the model's ``size_multiple``: cores and every tile's input span start and end on
+            multiples of it (``n_in`` must be one: the padded input), so that a window model sees
+            each tile's windows where it sees them in the whole image.
+        n_keep: the input length whose output is kept (the unpadded length); default ``n_in``.
 
     Returns:
-        The tiles, in order; their ``[out_start, out_stop)`` cover ``[0, factor * n_in - 2 * crop)``.
+        The tiles, in order; their ``[out_start, out_stop)`` cover ``[0, factor * n_keep - 2 * crop)``.
     """
-    n_out = factor * n_in - 2 * crop
+    n_out = factor * (n_in if n_keep is None else n_keep) - 2 * crop
     # A valid conv's crop is part of its receptive field; never let the margin fall below it.
     radius = max(radius, math.ceil(crop / factor))
-    step = factor * max(1, core)
+    step = factor * round_up(max(1, core), multiple)
     tiles = []
     for out_start in range(0, n_out, step):
         out_stop = min(out_start + step, n_out)
-        in_start = max(0, (out_start + crop) // factor - radius)
-        in_stop = min(n_in, -(-(out_stop + crop) // factor) + radius)
+        in_start = max(0, (out_start + crop) // factor - radius) // multiple * multiple
+        in_stop = min(n_in, round_up(-(-(out_stop + crop) // factor) + radius, multiple))
         tiles.append(AxisTile(out_start, out_stop, in_start, in_stop, out_start - factor * in_start))
     return tiles
 
@@ -458,7 +506,9 @@ def super_resolve(
     if max_memory is not None and not max_memory > 0:
         raise ConfigError(f"super_resolve: max_memory must be a positive number of bytes, got {max_memory!r}.")
     _autocast(torch.device(device), amp)  # validates amp before any work
-    info = _resolve_info(model, info)
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = unwrap_model(model)  # a DDP forward joins collectives that the other ranks never run here
+    info = _resolve_info(unwrap_model(model), info)
     device = torch.device(device)
     crop: OutputCrop = getattr(model, "output_crop", info.output_crop)
     was_training = model.training
@@ -504,15 +554,21 @@ def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodI
         factor, lr_to_input = scale, 1
     x = x - mean  # a new tensor: the caller's lr is never modified
     n_h, n_w = x.shape[-2:]
+    # A window model needs sides that are multiples: pad the whole cube once (tiles cut from it align
+    # to the multiple, see plan_axis) and keep only the output of the real pixels.
+    multiple = size_multiple_of(model, info)
+    x = pad_to_multiple(x, multiple)
 
-    probe = probe_model(model, bands=bands, scale=scale, input_kind=info.input, crop=crop.pixels, device=device)
+    probe = probe_model(model, bands=bands, scale=scale, input_kind=info.input, crop=crop.pixels, device=device,
+                        multiple=multiple)
     if tile is not None:
         core = tile * lr_to_input  # tile is in LR pixels, the plan in input pixels
     elif max_memory is not None:
         core = _core_from_memory(max_memory, batch=batch, probe=probe, factor=factor, crop=crop.pixels)
     else:
         core = max(n_h, n_w)
-    plans = [plan_axis(n, factor=factor, crop=crop.pixels, radius=probe.radius, core=core) for n in (n_h, n_w)]
+    plans = [plan_axis(padded, factor=factor, crop=crop.pixels, radius=probe.radius, core=core, multiple=multiple,
+                       n_keep=n) for padded, n in zip(x.shape[-2:], (n_h, n_w))]
     n_tiles = len(plans[0]) * len(plans[1])
     out_bands = bands - 2 * crop.bands
     out = torch.empty(batch, out_bands, plans[0][-1].out_stop, plans[1][-1].out_stop, dtype=torch.float32)

@@ -140,18 +140,37 @@ def _state(directory: Path) -> str:
     return "new"
 
 
-def training_summary(run: RunConfig, n_train: int) -> str:
-    """``3600 patches, 200 epochs x 225 steps of 16`` (or ``no training``) for a cell with ``n_train`` scenes."""
+def training_schedule(run: RunConfig, n_train: int) -> Optional[tuple[int, int, int]]:
+    """``(patches, steps per epoch, batch)`` of a cell with ``n_train`` training scenes (``None``: no training).
+
+    The patch bank holds ``n_train x rescales x patches_per_image x copies`` patches (5 copies with
+    augmentation); an epoch is one pass over it in batches, unless ``protocol.steps_per_epoch`` fixes it.
+    """
     from hsisr_bench.registry import get_method_info
 
     if not get_method_info(run.method.name).trainable:
-        return "no training"
+        return None
     p = run.protocol
     copies = 5 if p.augment else 1
     patches = n_train * len(p.rescales) * p.patches_per_image * copies
     batch = min(p.batch_size, patches) if not p.steps_per_epoch else p.batch_size
-    steps = p.steps_per_epoch or max(1, patches // batch)
-    return f"{patches} patches, {p.epochs} epochs x {steps} steps of {batch}"
+    steps = p.steps_per_epoch or max(1, patches // max(1, batch))
+    return patches, steps, batch
+
+
+def training_steps(run: RunConfig, n_train: int) -> int:
+    """The optimiser steps of a cell's whole training (``epochs x steps per epoch``; 0 without training)."""
+    schedule = training_schedule(run, n_train)
+    return 0 if schedule is None else run.protocol.epochs * schedule[1]
+
+
+def training_summary(run: RunConfig, n_train: int) -> str:
+    """``3600 patches, 200 epochs x 225 steps of 16`` (or ``no training``) for a cell with ``n_train`` scenes."""
+    schedule = training_schedule(run, n_train)
+    if schedule is None:
+        return "no training"
+    patches, steps, batch = schedule
+    return f"{patches} patches, {run.protocol.epochs} epochs x {steps} steps of {batch}"
 
 
 def print_plan(plan: Plan, echo: Callable[[str], None] = print) -> None:

@@ -60,7 +60,8 @@ def open_plan_data(cells: Sequence[Cell]) -> dict:
     return opened
 
 
-def prepare(cell: Cell, data: Optional[CellData] = None, weights: Optional[Path] = None) -> PreparedCell:
+def prepare(cell: Cell, data: Optional[CellData] = None, weights: Optional[Path] = None, *,
+            allow_train_overlap: bool = False) -> PreparedCell:
     """Open the cell's data (unless given), build its network and resolve its config (every rank).
 
     With ``weights`` (``hsibench evaluate --weights FILE``) the network is loaded from that file, after
@@ -82,6 +83,7 @@ def prepare(cell: Cell, data: Optional[CellData] = None, weights: Optional[Path]
 
         model, loaded = load_weights(weights, method=run.method.name, scale=run.scale, bands=bands,
                                      options=run.effective_options(), variant=run.method.variant)
+        _check_train_overlap(loaded, run, data, allow_train_overlap)
     else:
         model = make_model(run, bands)
     # One tiny forward checks the method's contract (shape, crop, finite output) before any work.
@@ -89,6 +91,19 @@ def prepare(cell: Cell, data: Optional[CellData] = None, weights: Optional[Path]
     crop = output_crop_of(model, info)
     resolved = resolve_config(run, data, info, crop, cell.device, None if loaded is None else loaded.sha256)
     return PreparedCell(cell, data, info, model, crop, resolved, loaded)
+
+
+def _check_train_overlap(loaded, run, data: CellData, allow: bool) -> None:
+    """Refuse (unless ``allow``) to score weights on test scenes they were trained on, by the split the
+    weights file records; the overlap is kept on ``loaded`` for metrics.json and the report's notes."""
+    from hsisr_bench.weights import training_overlap
+
+    loaded.train_overlap = training_overlap(loaded, run.dataset.name, data.test)
+    if loaded.train_overlap and not allow:
+        raise ConfigError(f"{loaded.path} was trained on {len(loaded.train_overlap)} of the test scenes of "
+                          f"{run.dataset.name} ({', '.join(loaded.train_overlap)}), by the split it records: its "
+                          f"scores would not measure generalisation. Use another --split-file or dataset, or pass "
+                          f"--allow-train-overlap (recorded in metrics.json and flagged in every table).")
 
 
 # ------------------------------------------------------------------------------------- the decision
@@ -109,7 +124,16 @@ def _decide(prep: PreparedCell, force: bool, mode: str, notify: Callable[[str], 
     cell, run = prep.cell, prep.cell.run
     directory = cell.directory
     replace = force and mode != "evaluate"
-    state = "new" if replace else results.run_state(directory, prep.resolved)
+    try:
+        state = "new" if replace else results.run_state(directory, prep.resolved)
+    except ResultsError as error:
+        if not force:
+            raise
+        # evaluate --force only re-scores the same run: advising "--force" again would not help.
+        raise ResultsError(str(error).split("\nRerun with --force")[0].split(" Rerun with --force")[0]
+                           + f"\n'hsibench evaluate --force' re-scores the same run only (its checkpoint or weights "
+                           f"are kept); it does not replace another run. Write to another folder with --out, or "
+                           f"delete {directory} first.") from None
     if state == "finished" and not force:
         return "skip", results.read_json(directory / results.METRICS_FILE)
     if (mode == "evaluate" and prep.info.trainable and prep.weights is None
@@ -157,7 +181,8 @@ def _shared_decision(prep: PreparedCell, force: bool, mode: str, notify: Callabl
 
 
 def run_cell(cell: Cell, *, force: bool = False, progress: Optional[bool] = None, notify: Callable[[str], None] = print,
-             mode: str = "run", data: Optional[CellData] = None, weights: Optional[Path] = None) -> CellOutcome:
+             mode: str = "run", data: Optional[CellData] = None, weights: Optional[Path] = None,
+             allow_train_overlap: bool = False) -> CellOutcome:
     """Train (if needed) and evaluate one cell, storing everything in its run folder.
 
     A finished run is skipped unless ``force``; an interrupted one resumes from its checkpoint.
@@ -172,6 +197,8 @@ def run_cell(cell: Cell, *, force: bool = False, progress: Optional[bool] = None
             ``evaluate`` (score a run whose training is complete).
         data: the cell's opened data, when the caller already has it.
         weights: score this weights file instead of training (``mode="evaluate"`` only).
+        allow_train_overlap: score ``weights`` even on test scenes the file records as its training
+            scenes (recorded in metrics.json as ``weights.train_overlap``); refused otherwise.
 
     Returns:
         A :class:`~hsisr_bench.engine.evaluate.CellOutcome`.
@@ -186,7 +213,7 @@ def run_cell(cell: Cell, *, force: bool = False, progress: Optional[bool] = None
     if weights is not None and mode != "evaluate":
         raise ConfigError("--weights scores given weights: use it with 'hsibench evaluate', not with training.")
     apply_tf32(cell.run.tf32)
-    prep = prepare(cell, data, weights)
+    prep = prepare(cell, data, weights, allow_train_overlap=allow_train_overlap)
     kind, payload = _shared_decision(prep, force, mode, notify)
     if kind == "skip":
         return CellOutcome("skipped", cell.directory, payload)
@@ -213,7 +240,8 @@ def _train_and_evaluate(prep: PreparedCell, images: Optional[list[EvalImage]], p
     mean, train_seconds, epochs_done, extra, trained_here = None, 0.0, 0, None, False
     if prep.weights is not None:  # released weights: nothing to train
         mean = np.asarray(prep.weights.band_mean, dtype=np.float32)
-        extra = {"weights": {"file": str(prep.weights.path), "sha256": prep.weights.sha256}, "external": False}
+        extra = {"weights": {"file": str(prep.weights.path), "sha256": prep.weights.sha256,
+                             "train_overlap": list(getattr(prep.weights, "train_overlap", []))}, "external": False}
     elif prep.info.trainable:
         done = finished_checkpoint(cell.directory, run.protocol.epochs)  # every rank takes the same path
         if done is not None:  # training complete (e.g. killed while evaluating): load, do not rebuild patches
@@ -263,7 +291,7 @@ def _train(prep: PreparedCell, progress: Optional[bool], notify: Callable[[str],
 
 def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bool] = None, mode: str = "run",
             notify: Callable[[str], None] = print, resume_command: Optional[str] = None,
-            weights: Optional[Path] = None) -> list[dict]:
+            weights: Optional[Path] = None, allow_train_overlap: bool = False) -> list[dict]:
     """Run every cell in order (``mode``: ``run``, ``train`` or ``evaluate``); return the finished records.
 
     Every dataset is opened and pre-flight checked before the first cell, so bad data never stops a
@@ -279,7 +307,8 @@ def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bo
         notify(f"[{cell.index}/{cell.total}] {cell.describe()}")
         try:
             outcome = run_cell(cell, force=force, progress=progress, notify=notify, mode=mode,
-                               data=opened[data_key(cell.run)], weights=weights)
+                               data=opened[data_key(cell.run)], weights=weights,
+                               allow_train_overlap=allow_train_overlap)
         except KeyboardInterrupt:
             again = resume_command or "the same command again"
             notify(f"Interrupted. To resume from the last checkpoint, run: {again}")

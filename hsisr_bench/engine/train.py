@@ -153,8 +153,12 @@ def forward_with_mean(model: nn.Module, info: MethodInfo, lr: torch.Tensor, mean
             # NaN, which the loop's own checks catch without a sync per step.
             lr = imresize(lr.float(), scale, check_finite=False)  # (B, L, s*h, s*w)
         x = lr.float() - mean
+    from hsisr_bench.engine.infer import forward_padded, size_multiple_of
+
+    # size_multiple (window models): reflect-pad to a multiple, crop the output back (engine/infer.py).
+    multiple, factor = size_multiple_of(model, info), (1 if info.input == "upsampled" else scale)
     with autocast if autocast is not None else nullcontext():
-        out = model(x)
+        out = forward_padded(model, x, multiple=multiple, factor=factor, crop=crop.pixels)
     with fp32:
         return out.float() + crop_band_mean(mean, crop)
 

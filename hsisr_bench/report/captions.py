@@ -38,6 +38,10 @@ def _n_scenes(record: Mapping[str, Any]) -> Optional[int]:
     return len(record["per_image"]) if record.get("per_image") else None
 
 
+#: The start of the note that flags a run scored on its own training scenes (also a CSV column).
+TRAIN_OVERLAP_WARNING = "WARNING (train/test overlap):"
+
+
 def run_notes(records: Sequence[Mapping[str, Any]], results_dir: Optional[str | Path] = None) -> list[str]:
     """The notes every table carries, one sentence each: protocol, metric conventions, test scenes, seeds, crops.
 
@@ -78,6 +82,22 @@ def run_notes(records: Sequence[Mapping[str, Any]], results_dir: Optional[str | 
         if note:
             crops.setdefault(method_title(str(record["method"]), record), note)
     notes += [f"{title}: {note}." for title, note in crops.items()]
+    notes += train_overlap_notes(records)
+    return notes
+
+
+def train_overlap_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A warning per run whose released weights were scored on scenes they were trained on
+    (``hsibench evaluate --weights ... --allow-train-overlap``): those scores are not a test result."""
+    notes = []
+    for record in records:
+        weights = record.get("weights")
+        overlap = weights.get("train_overlap") if isinstance(weights, Mapping) else None
+        if overlap:
+            title = method_title(str(record["method"]), record)
+            notes.append(f"{TRAIN_OVERLAP_WARNING} {title} ({record.get('dataset')} x{record.get('scale')}, seed "
+                         f"{record.get('seed', 0)}) was scored with weights trained on {len(overlap)} of its test "
+                         f"scenes ({', '.join(map(str, overlap))}): not a test result.")
     return notes
 
 
