@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hsisr_bench import __version__
+from hsisr_bench import __version__, errors
 from hsisr_bench.errors import HsiBenchError
 from hsisr_bench.plugins import plugin_option
 
@@ -19,9 +19,13 @@ class HsiBenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HsiBenchError as error:
+            if errors.DEBUG:
+                raise
             click.echo(f"Error: {error}", err=True)
-            ctx.exit(2)
+            ctx.exit(getattr(error, "exit_code", 2))
         except OSError as error:
+            if errors.DEBUG:
+                raise
             where = f" ({error.filename})" if error.filename else ""
             click.echo(f"Error: {error.strerror or error}{where}. Check that the folder exists, is writable and "
                        f"has free space, or choose another --out folder.", err=True)
@@ -30,8 +34,11 @@ class HsiBenchGroup(click.Group):
 
 @click.group(cls=HsiBenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hsibench")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="HSIBENCH_DEBUG",
+              help="Show the full traceback of an error (e.g. of a method that fails in a cell).")
+def main(debug: bool) -> None:
     """hsisr-bench: train and compare hyperspectral super-resolution methods under one frozen protocol."""
+    errors.DEBUG = debug
 
 
 @main.command("list")

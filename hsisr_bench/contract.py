@@ -4,8 +4,9 @@ A method is a factory registered with :func:`hsisr_bench.registry.register_metho
 ``factory(*, bands, scale, **options) -> nn.Module``. The harness relies on:
 
 - **input kind** (registration ``input``): ``"lr"``, the model gets the LR cube ``(B, L, h, w)``;
-  ``"upsampled"``, it gets the MATLAB-bicubic upsampled LR ``(B, L, s*h, s*w)``. The harness
-  subtracts the training band mean before the model and adds it back after.
+  ``"upsampled"``, it gets the MATLAB-bicubic upsampled LR ``(B, L, s*h, s*w)``; ``"lr+upsampled"``,
+  ``forward(lr, upsampled)`` gets both (SSPSR-style ``forward(lr, lms)``; the output is as for
+  ``"lr"``). The harness subtracts the training band mean from every input and adds it back after.
 - **forward shape**: ``(B, L - 2b, s*h - 2p, s*w - 2p)`` float for an ``"lr"`` input ``(B, L, h, w)``,
   ``(B, L - 2b, H - 2p, W - 2p)`` for an ``"upsampled"`` one, where ``b, p`` is the **output crop**:
   the model's ``output_crop`` attribute (an :class:`~hsisr_bench.registry.OutputCrop`) when it has
@@ -43,11 +44,11 @@ from hsisr_bench.registry import (
 )
 
 __all__ = ["INPUT_KINDS", "CHECKS", "SuperResolutionModel", "Contract", "CheckResult", "validate_registration",
-           "contract_of", "expected_output_shape", "model_input", "check_model_output", "preflight_model",
-           "check_method", "failures", "partial_tiles"]
+           "contract_of", "expected_output_shape", "model_input", "model_inputs", "check_model_output",
+           "preflight_model", "check_method", "failures", "partial_tiles"]
 
 #: The input kinds a method may declare.
-INPUT_KINDS = ("lr", "upsampled")
+INPUT_KINDS = ("lr", "upsampled", "lr+upsampled")
 #: The checks of :func:`check_method`, in the order they run.
 CHECKS = ("build", "shape", "finite", "backward", "fit", "determinism", "tiled", "parameters")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -143,7 +144,7 @@ def validate_registration(name: str, factory: Callable[..., nn.Module], *, title
     options = {p.name for p in parameters.values() if p.kind == p.KEYWORD_ONLY} - {"bands", "scale"}
     value = metadata.get("input", "lr")
     if value not in INPUT_KINDS:
-        problems.append(f"input must be 'lr' or 'upsampled', got {value!r}")
+        problems.append(f"input must be one of {', '.join(map(repr, INPUT_KINDS))}, got {value!r}")
     multiple = metadata.get("size_multiple", 1)
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         problems.append(f"size_multiple must be an integer >= 1 (input sides must be multiples of it), got {multiple!r}")
@@ -200,7 +201,7 @@ def contract_of(model: nn.Module, info: MethodInfo) -> Contract:
 
 
 def model_input(info: MethodInfo, lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """What the model is fed for an LR batch ``(B, L, h, w)``: itself, or its MATLAB-bicubic upsampling."""
+    """The model's (first) input for an LR batch ``(B, L, h, w)``: itself, or its MATLAB-bicubic upsampling."""
     if info.input == "upsampled":
         from hsisr_bench.data.imresize import imresize
 
@@ -208,10 +209,19 @@ def model_input(info: MethodInfo, lr: torch.Tensor, scale: int) -> torch.Tensor:
     return lr
 
 
+def model_inputs(info: MethodInfo, lr: torch.Tensor, scale: int) -> tuple[torch.Tensor, ...]:
+    """Every argument of the model's forward for an LR batch: ``(lr,)``, ``(upsampled,)`` or ``(lr, upsampled)``."""
+    if info.input == "lr+upsampled":
+        from hsisr_bench.data.imresize import imresize
+
+        return lr, imresize(lr, scale)  # the second (B, L, s*h, s*w)
+    return (model_input(info, lr, scale),)
+
+
 def expected_output_shape(contract: Contract, input_shape: Sequence[int], scale: int) -> tuple[int, ...]:
     """The output shape the contract promises for a model input of ``input_shape`` ``(B, L, h, w)``."""
     batch, bands, h, w = input_shape
-    factor = scale if contract.input == "lr" else 1
+    factor = 1 if contract.input == "upsampled" else scale  # "lr+upsampled": the shape of the LR input
     b, p = contract.output_crop.bands, contract.output_crop.pixels
     return (batch, bands - 2 * b, factor * h - 2 * p, factor * w - 2 * p)
 
@@ -261,13 +271,16 @@ def preflight_model(model: nn.Module, info: MethodInfo, *, bands: int, scale: in
     lr = torch.rand(1, bands, n, n, generator=torch.Generator().manual_seed(0))
     from hsisr_bench.engine.infer import pad_to_multiple, size_multiple_of
 
-    # The harness pads every input to the model's size_multiple: check the model on what it will get.
-    x = pad_to_multiple(model_input(info, lr, scale), size_multiple_of(model, info))
+    # The harness pads every input to the model's size_multiple: check the model on what it will get
+    # (an "lr+upsampled" method's second input to multiple * scale, see forward_padded).
+    multiple = size_multiple_of(model, info)
+    inputs = [pad_to_multiple(t, multiple * (scale if i else 1)) for i, t in enumerate(model_inputs(info, lr, scale))]
+    x = inputs[0]
     was_training = model.training
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         with torch.no_grad():
-            out = model.eval()(x.to(device))
+            out = model.eval()(*(t.to(device) for t in inputs))
     except Exception as error:  # noqa: BLE001 - any failure of a method's forward is the method's
         raise MethodError(f"Method '{info.name}' ({info.source}): forward failed on an input of "
                           f"{tuple(x.shape)} at x{scale}: {type(error).__name__}: {error}") from error
@@ -294,12 +307,18 @@ def _build(name: str, bands: int, scale: int, options: Mapping[str, Any], seed: 
     return create_method(name, bands=bands, scale=scale, **options)
 
 
-def harness_forward(model: nn.Module, info: MethodInfo, x: torch.Tensor, scale: int) -> torch.Tensor:
-    """``model(x)`` as the harness calls it: padded to the model's ``size_multiple``, the output cropped back."""
+def harness_forward(model: nn.Module, info: MethodInfo, x, scale: int) -> torch.Tensor:
+    """``model(x)`` as the harness calls it: padded to the model's ``size_multiple``, the output cropped back.
+
+    ``x`` is the input tensor, or the tuple of :func:`model_inputs` (two for ``"lr+upsampled"``).
+    """
     from hsisr_bench.engine.infer import forward_padded, size_multiple_of
 
-    return forward_padded(model, x, multiple=size_multiple_of(model, info), factor=1 if info.input == "upsampled"
-                          else scale, crop=contract_of(model, info).output_crop.pixels)
+    inputs = x if isinstance(x, tuple) else (x,)
+    return forward_padded(model, inputs[0], multiple=size_multiple_of(model, info),
+                          factor=1 if info.input == "upsampled" else scale,
+                          crop=contract_of(model, info).output_crop.pixels,
+                          upsampled=inputs[1] if len(inputs) > 1 else None)
 
 
 def _check_backward_and_fit(model: nn.Module, info: MethodInfo, x: torch.Tensor, target: torch.Tensor,
@@ -336,8 +355,8 @@ def _tiling_plan(long: int, short: int, *, scale: int, contract: Contract, radiu
     """The per-axis tile plans for an LR input ``(long, short)`` and core ``tile`` LR pixels."""
     from hsisr_bench.engine.infer import plan_axis
 
-    per_lr = 1 if contract.input == "lr" else scale  # input pixels per LR pixel
-    factor = scale if contract.input == "lr" else 1
+    per_lr = scale if contract.input == "upsampled" else 1  # input pixels per LR pixel
+    factor = 1 if contract.input == "upsampled" else scale
     return [plan_axis(-(-n * per_lr // multiple) * multiple, factor=factor, crop=contract.output_crop.pixels,
                       radius=radius, core=tile * per_lr, multiple=multiple, n_keep=n * per_lr) for n in (long, short)]
 
@@ -363,8 +382,8 @@ def _check_tiled(model: nn.Module, info: MethodInfo, contract: Contract, *, band
     multiple = size_multiple_of(model, info)
     radius = probe_model(model, bands=bands, scale=scale, input_kind=contract.input, crop=crop,
                          multiple=multiple).radius
-    per_lr = 1 if contract.input == "lr" else scale
-    factor = scale if contract.input == "lr" else 1
+    per_lr = scale if contract.input == "upsampled" else 1
+    factor = 1 if contract.input == "upsampled" else scale
     margin_lr = math.ceil(max(radius, math.ceil(crop / factor)) / per_lr)
     # A core wider than the margin: two or three tiles along the long axis, not dozens; at least 2
     # pixels, so that the last core can be a truncated one.
@@ -480,18 +499,19 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
             continue
         model, contract = state["model"], state["contract"]
         lr, hr = _batch(bands, scale, lr_shape, batch=2)
-        x = model_input(info, lr, scale)
+        inputs = model_inputs(info, lr, scale)  # (x,) or, for "lr+upsampled", (lr, upsampled)
+        x, first = inputs[0], tuple(t[:1] for t in inputs)
         target = contract.output_crop.apply(hr)
 
         def shape():
             with torch.no_grad():
-                state["out"] = out = harness_forward(model.eval(), info, x, scale)  # padded to size_multiple
+                state["out"] = out = harness_forward(model.eval(), info, inputs, scale)  # padded to size_multiple
             check_model_output(model, info, x, out, scale=scale, finite=False)
             if tuple(out.shape) != tuple(target.shape):
                 return "fail", f"output {tuple(out.shape)}, cropped target {tuple(target.shape)}"
             if out.dtype != torch.float32:
                 return "fail", f"output dtype {out.dtype}, expected torch.float32 for a float32 input"
-            return "pass", f"{tuple(x.shape)} -> {tuple(out.shape)}"
+            return "pass", f"{' + '.join(str(tuple(t.shape)) for t in inputs)} -> {tuple(out.shape)}"
 
         shape_ok = _run(results, "shape", scale, shape) == "pass"
         if shape_ok:
@@ -509,7 +529,7 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
             outcomes = {}
 
             def backward():
-                outcomes["backward"], outcomes["fit"] = _check_backward_and_fit(model, info, x[:1], target[:1], scale)
+                outcomes["backward"], outcomes["fit"] = _check_backward_and_fit(model, info, first, target[:1], scale)
                 return outcomes["backward"]
 
             _run(results, "backward", scale, backward)
@@ -521,7 +541,7 @@ def check_method(name: str, *, bands: int = 12, scales: Sequence[int] = (2, 3, 4
             outs = []
             for s in (seed + 123, seed + 123, seed + 124):
                 with torch.no_grad():
-                    outs.append(harness_forward(_build(name, bands, scale, resolved, s).eval(), info, x[:1], scale))
+                    outs.append(harness_forward(_build(name, bands, scale, resolved, s).eval(), info, first, scale))
             if not torch.equal(outs[0], outs[1]):
                 return "fail", "two builds with the same seed give different outputs (an unseeded generator?)"
             if info.trainable and torch.equal(outs[0], outs[2]):

@@ -98,8 +98,9 @@ def _tiled_geometry(model, info, *, scale: int, bands: int) -> tuple[int, int, i
 
     crop = getattr(model, "output_crop", info.output_crop).pixels
     radius = probe_model(model, bands=bands, scale=scale, input_kind=info.input, crop=crop).radius
-    per_lr = 1 if info.input == "lr" else scale  # input pixels per LR pixel
-    factor = scale if info.input == "lr" else 1  # output pixels per input pixel
+    # "lr" and "lr+upsampled" methods are tiled in LR pixels, "upsampled" ones in HR pixels.
+    per_lr = scale if info.input == "upsampled" else 1  # input pixels per LR pixel
+    factor = 1 if info.input == "upsampled" else scale  # output pixels per input pixel
     return radius, crop, per_lr, factor
 
 

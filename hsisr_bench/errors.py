@@ -30,6 +30,23 @@ class TrainingError(HsiBenchError):
     """Training cannot go on (for example a NaN or Inf loss)."""
 
 
+class CellsFailed(HsiBenchError):
+    """Some cells of a plan failed (each already reported on its own line); the others ran.
+
+    ``exit_code`` is 2 when every failure was a user-fixable :class:`HsiBenchError` (bad data, a held
+    lock, a clashing folder), else 1: a method or the toolkit raised something unexpected.
+    """
+
+    def __init__(self, message: str, exit_code: int, records: list | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.records = list(records or [])  # the metrics of the cells that finished
+
+
+#: ``hsibench --debug``: print the traceback of every error, not only its message.
+DEBUG = False
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return a hint such as ``Did you mean 'ssrnet'? Valid: a, b, c.`` for an unknown ``name``."""
     choices = sorted(choices)

@@ -99,6 +99,9 @@ def _describe_failure(error: BaseException, what: str, filename: Optional[str]) 
                            "Fix the file and run again.")
     if isinstance(error, HsiBenchError):
         return MethodError(f"{what} failed to register{_frame_line(error, filename)}: {error}")
+    if isinstance(error, SystemExit):
+        return MethodError(f"{what} called sys.exit({error.code!r}) while loading{_frame_line(error, filename)}; "
+                           "a plugin must raise an exception instead. Fix the plugin or leave it out.")
     if isinstance(error, ImportError):
         return MethodError(f"{what} failed to import{_frame_line(error, filename)}: {type(error).__name__}: "
                            f"{error}. Install what it imports, or fix the import.")
@@ -131,8 +134,9 @@ def _run_import(what: str, source: str, importer: Callable[[], object], filename
     except BaseException as error:  # noqa: BLE001 - every failure becomes a message naming the plugin
         for name in set(registry._REGISTRY) - before:
             registry.unregister_method(name)
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        if isinstance(error, KeyboardInterrupt):
             raise
+        # SystemExit too: a plugin's sys.exit() must not end hsibench with its code and no message.
         raise _describe_failure(error, what, filename) from error
     added = tuple(name for name in registry._REGISTRY if name not in before)
     return module, added

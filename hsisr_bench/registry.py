@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 import torch.nn as nn
 
-from hsisr_bench.errors import MethodError, did_you_mean
+from hsisr_bench.errors import HsiBenchError, MethodError, did_you_mean
 
 #: Modules that register the built-in methods (imported on first use of the registry).
 BUILTIN_METHOD_MODULES = (
@@ -60,7 +60,8 @@ class MethodInfo:
         name: registry name (``ssrnet``, ``edsr``, ...).
         factory: ``factory(*, bands, scale, **options) -> nn.Module``.
         title: human-readable name for tables (``SSRNet``, ``3D-FCNN``).
-        input: ``"lr"`` (the LR cube) or ``"upsampled"`` (MATLAB-bicubic upsampled LR, same size as HR).
+        input: ``"lr"`` (the LR cube), ``"upsampled"`` (MATLAB-bicubic upsampled LR, same size as HR) or
+            ``"lr+upsampled"`` (both: ``forward(lr, upsampled)``).
         output_crop: bands and pixels the output loses on each side (see :class:`OutputCrop`).
         trainable: ``False`` for methods without parameters (Bicubic); the harness skips training.
         loss: the default training loss of the method's paper (a name known to ``engine/train.py``).
@@ -72,7 +73,8 @@ class MethodInfo:
         variant_descriptions: optional one-line text per variant (``hsibench list``); a variant
             without one is described by its options (:func:`describe_variant`).
         options: the factory's keyword options and their defaults (filled from its signature).
-        size_multiple: the model's input sides (LR pixels for ``"lr"``, HR pixels for ``"upsampled"``)
+        size_multiple: the model's input sides (LR pixels for ``"lr"`` and ``"lr+upsampled"``, whose
+            upsampled input is padded to ``size_multiple * scale``; HR pixels for ``"upsampled"``)
             must be multiples of it (window attention); the harness reflect-pads every input to a
             multiple, crops the output back, and aligns inference tiles to it. A model attribute
             ``size_multiple`` overrides it.
@@ -143,7 +145,7 @@ def register_method(
 
     Raises:
         MethodError: ``name`` is already registered (a built-in name included), an unknown field, or
-            a registration that breaks the contract (e.g. ``input`` not ``lr``/``upsampled``).
+            a registration that breaks the contract (e.g. ``input`` not ``lr``/``upsampled``/``lr+upsampled``).
     """
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -305,7 +307,17 @@ def create_method(name: str, *, bands: int, scale: int, **options: Any) -> nn.Mo
         raise MethodError(f"bands must be a positive integer, got {bands!r}.")
     info = get_method_info(name)
     resolve_options(name, options)
-    return info.factory(bands=bands, scale=scale, **options)
+    try:
+        return info.factory(bands=bands, scale=scale, **options)
+    except HsiBenchError:
+        raise
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - plugin code: a message, not a traceback or an exit
+        if info.source == "built-in":
+            raise  # a bug of the toolkit itself: keep its traceback
+        what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        raise MethodError(f"method '{name}' ({info.source}) failed to build its network with bands={bands}, "
+                          f"scale={scale}, options {options}: {what}. Fix the plugin's factory, or check the "
+                          f"options given with --set method.options.<name>.") from None
 
 
 def count_parameters(model: nn.Module) -> int:

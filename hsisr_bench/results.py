@@ -199,18 +199,119 @@ def run_state(directory: PathLike, resolved: Mapping[str, Any]) -> str:
     return "new"
 
 
-def clear_run(directory: PathLike) -> None:
-    """Remove a run folder's results (used by ``--force``); the lock file is kept."""
-    directory = Path(directory)
+def _result_entries(directory: Path) -> list[Path]:
+    """The entries of a run folder that make up its result: all but the lock (and its temporaries) and
+    the kept previous result of a replacement."""
     if not directory.is_dir():
+        return []
+    return [child for child in sorted(directory.iterdir())
+            if not child.name.startswith(LOCK_FILE) and child.name not in (PREVIOUS_DIR, _DISCARD_DIR)]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clear_run(directory: PathLike) -> None:
+    """Remove a run folder's results; the lock file and a kept previous result (:data:`PREVIOUS_DIR`) stay."""
+    for child in _result_entries(Path(directory)):
+        _remove(child)
+
+
+# ------------------------------------------------------------------- replacing a finished run (--force)
+#
+# ``--force`` over a finished run must not lose it before the new one is complete. The old result is
+# moved (renamed, never copied) into ``<run>/.previous/`` while the lock is held; the lock file stays in the
+# run folder, so locking and resuming work on the folder as before, and the hidden name keeps the old
+# result out of every ``seed*`` scan. ``.previous/.complete`` marks a finished move; without it the move (or a
+# restore) was cut short and the old files are split between the two folders, disjointly, so moving every
+# entry of ``.previous`` back makes the old result whole again. A discarded backup is first renamed to
+# ``.previous.discard`` (atomic), so a crash while deleting it can never be mistaken for a result to restore.
+
+#: The folder, inside a run folder, that holds the finished result being replaced by ``--force``.
+PREVIOUS_DIR = ".previous"
+_PREVIOUS_COMPLETE = ".complete"
+_DISCARD_DIR = ".previous.discard"
+
+
+def is_finished(directory: PathLike) -> bool:
+    """True when ``directory`` holds a finished run (a readable ``metrics.json`` with ``"finished": true``)."""
+    path = Path(directory) / METRICS_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and bool(record.get("finished"))
+
+
+def previous_state(directory: PathLike) -> Optional[str]:
+    """What ``<run>/.previous`` holds: ``None`` (nothing), ``"complete"`` (the whole old result, the run
+    folder holds the replacement or its beginning) or ``"partial"`` (a move cut short; restore it)."""
+    previous = Path(directory) / PREVIOUS_DIR
+    if not previous.is_dir():
+        return None
+    return "complete" if (previous / _PREVIOUS_COMPLETE).is_file() else "partial"
+
+
+def set_aside_run(directory: PathLike) -> None:
+    """Move the run folder's result into ``<run>/.previous`` (call holding the run's lock).
+
+    When ``.previous`` already holds a complete old result (an earlier replacement did not finish), that
+    result is kept and the run folder's unfinished content is deleted instead.
+
+    Raises:
+        ResultsError: a file cannot be moved (the old result is moved back first).
+    """
+    directory = Path(directory)
+    previous = directory / PREVIOUS_DIR
+    state = previous_state(directory)
+    if state == "complete":
+        clear_run(directory)
         return
-    for child in directory.iterdir():
-        if child.name == LOCK_FILE:
-            continue
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    if state == "partial":
+        restore_previous(directory)
+    try:
+        previous.mkdir()
+        for child in _result_entries(directory):
+            os.rename(child, previous / child.name)
+        atomic.atomic_write(previous / _PREVIOUS_COMPLETE, lambda handle: handle.write(b"ok\n"))
+    except OSError as error:
+        restore_previous(directory)
+        raise ResultsError(f"Cannot move the finished result of {directory} aside before replacing it ({error}); "
+                           f"it was left in place. Check that the folder is writable.") from None
+
+
+def restore_previous(directory: PathLike) -> None:
+    """Put the result kept in ``<run>/.previous`` back in place of the run folder's current content
+    (an unfinished replacement), then remove ``.previous``. Nothing happens when there is none."""
+    directory = Path(directory)
+    previous = directory / PREVIOUS_DIR
+    if not previous.is_dir():
+        return
+    if (previous / _PREVIOUS_COMPLETE).is_file():
+        clear_run(directory)  # the replacement's files; until the marker goes, a crash here repeats this step
+        (previous / _PREVIOUS_COMPLETE).unlink()
+    for child in sorted(previous.iterdir()):  # now disjoint from the run folder's result entries
+        target = directory / child.name
+        if target.exists() or target.is_symlink():
+            _remove(target)
+        os.rename(child, target)
+    previous.rmdir()
+
+
+def discard_previous(directory: PathLike) -> None:
+    """Delete the result kept in ``<run>/.previous`` (its replacement is complete) and any half-deleted
+    earlier one."""
+    directory = Path(directory)
+    discard = directory / _DISCARD_DIR
+    if discard.exists():
+        shutil.rmtree(discard)
+    if (directory / PREVIOUS_DIR).is_dir():
+        os.rename(directory / PREVIOUS_DIR, discard)
+        shutil.rmtree(discard)
 
 
 def remove_stale_temporaries(directory: PathLike) -> None:
@@ -219,6 +320,8 @@ def remove_stale_temporaries(directory: PathLike) -> None:
     if directory.is_dir():
         for path in directory.rglob(".*.tmp"):
             path.unlink(missing_ok=True)
+        if (directory / _DISCARD_DIR).is_dir():  # a replaced result whose deletion was cut short
+            shutil.rmtree(directory / _DISCARD_DIR)
 
 
 # ----------------------------------------------------------------------------------- run files

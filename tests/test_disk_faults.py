@@ -138,3 +138,41 @@ def test_stale_cache_temporaries_are_removed_and_live_ones_kept(tmp_path):
     PatchBank(make_synthetic_scenes(n_scenes=2, size=32, bands=4, seed=0), scale=2, lr_patch=8,
               patches_per_image=2, cache_dir=tmp_path)
     assert not stale.exists() and live.exists()
+
+
+def test_a_checkpoint_for_another_network_is_an_error_naming_it(tmp_path):
+    from hsisr_bench.engine.checkpoint import restore_model
+
+    model = torch.nn.Conv2d(3, 4, 3)
+    wrong = torch.nn.Conv2d(3, 5, 3).state_dict()
+    with pytest.raises(ResultsError, match=r"checkpoint .*ck\.pt does not fit this run's network \(.*size "
+                                           r"mismatch.*delete it to restart .*--force"):
+        restore_model(model, wrong, tmp_path / "ck.pt")
+    optimizer = torch.optim.Adam(model.parameters())
+    with pytest.raises(ResultsError, match="does not fit"):
+        restore_model(optimizer, {"state": {}, "param_groups": [{"params": [0]}]}, tmp_path / "ck.pt")
+
+
+@pytest.mark.parametrize("epoch", [0, 1])  # 0: resume training (train.py); 1: finished, evaluate only (runner)
+def test_resuming_from_a_misshapen_checkpoint_is_an_error_line(tmp_path, epoch):
+    # A checkpoint whose model does not fit the run's network (crafted, or written for other options):
+    # `run` used to end in load_state_dict's RuntimeError traceback.
+    from click.testing import CliRunner
+
+    from hsisr_bench.cli import main
+
+    args = ["run", "--methods", "edsr", "--dataset", "synthetic", "--scale", "2", "--profile", "smoke",
+            "--device", "cpu", "--out", str(tmp_path / "out"), "--set", "protocol.epochs=1",
+            "--set", "protocol.steps_per_epoch=1", "--set", "dataset.n_scenes=4", "--set", "dataset.size=32",
+            "--set", "protocol.test_region=16", "--set", "protocol.lr_patch=8"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    [path] = list((tmp_path / "out").rglob("checkpoint.pt"))
+    state = torch.load(path, weights_only=True)
+    state["model"] = {key: value[..., :1] if value.ndim == 4 else value for key, value in state["model"].items()}
+    state["epoch"] = epoch
+    torch.save(state, path)
+    (path.parent / "metrics.json").unlink()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2, again.output
+    assert "does not fit this run's network" in again.output and "checkpoint.pt" in again.output

@@ -182,7 +182,7 @@ def test_two_plugins_with_the_same_name(tmp_path):
 
 
 @pytest.mark.parametrize("metadata,message", [
-    ({"input": "hr"}, "input must be 'lr' or 'upsampled', got 'hr'"),
+    ({"input": "hr"}, r"input must be one of 'lr', 'upsampled', 'lr\+upsampled', got 'hr'"),
     ({"trainable": "yes"}, "trainable must be True or False"),
     ({"variants": {"wide": {"widht": 8}}}, "variant 'wide' sets widht"),
     ({"param_counts": {(2, "wide"): 10}}, "param_counts keys must be"),
@@ -224,3 +224,26 @@ def test_variants_are_described_by_their_text_or_their_options(tmp_path):
     assert listing.exit_code == 0, listing.output
     assert "iota+wide" in listing.output and "four times the features" in listing.output
     assert "iota+narrow" in listing.output and "width=2 (default 4)" in listing.output
+
+
+# ------------------------------------------------------------------------------- failing plugin code
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_an_error_not_an_exit(tmp_path):
+    path = write(tmp_path / "quits.py", "import sys\nsys.exit(3)\n")
+    with pytest.raises(MethodError, match=r"quits\.py .*called sys\.exit\(3\) while loading \(quits\.py line 2\)"):
+        plugins.load_plugin(str(path))
+    result = invoke("list", "--plugin", path)
+    assert result.exit_code == 2 and result.output.startswith("Error:") and "sys.exit(3)" in result.output
+
+
+@pytest.mark.parametrize("body, shown", [("raise KeyError('width')", "KeyError: 'width'"),
+                                         ("import sys; sys.exit(3)", "called sys.exit(3)")])
+def test_a_plugin_factory_that_fails_is_an_error_naming_the_method_and_plugin(tmp_path, body, shown):
+    text = method_source("kappa").replace(
+        "    return nn.Sequential(", f"    if width == 5:\n        {body}\n    return nn.Sequential(")
+    path = write(tmp_path / "kappa_plugin.py", text)
+    plugins.load_plugin(str(path))
+    with pytest.raises(MethodError, match=r"method 'kappa' \(plugin .*kappa_plugin\.py\) failed to build its "
+                                          r"network .*" + shown.replace("(", r"\(").replace(")", r"\)")):
+        registry.create_method("kappa", bands=3, scale=2, width=5)

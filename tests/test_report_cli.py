@@ -134,3 +134,15 @@ def test_report_warns_about_each_unreadable_run_and_strict_exits_1(two_stores):
     assert strict.exit_code == 1 and str(broken) in strict.output, strict.output
     clean = runner.invoke(main, ["report", "--results", "results", "--no-published", "--out", "r3", "--strict"])
     assert clean.exit_code == 0 and "WARNING" not in clean.output, clean.output
+
+
+def test_default_folders_inside_the_store_written_before_the_marker_are_still_rewritten(two_stores):
+    # A store made by an earlier version has reports/ and figures/ without the marker: they are the
+    # toolkit's own folders, so a newer report or figures rewrites them without --force.
+    for name in ("reports", "figures"):
+        (two_stores / "custom" / name).mkdir()
+        (two_stores / "custom" / name / "report.md").write_text("an older report")
+    for command in ("report", "figures"):
+        result = CliRunner().invoke(main, [command, "--results", "custom"] + (["--no-published"] if command == "report" else ["--band", "2"]))
+        assert result.exit_code == 0, result.output
+    assert (two_stores / "custom" / "reports" / "report.md").read_text() != "an older report"

@@ -55,13 +55,17 @@ def _lr_input(bands: int, lr_side: int) -> torch.Tensor:
     return torch.rand(1, bands, lr_side, lr_side, generator=generator)
 
 
-def _model_input(info, lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """What the method's forward takes: the LR, or its MATLAB-bicubic upsampling."""
-    if info.input == "upsampled":
+def _model_input(info, lr: torch.Tensor, scale: int) -> tuple[torch.Tensor, ...]:
+    """The arguments of the method's forward: ``(lr,)``, ``(upsampled,)`` or ``(lr, upsampled)``.
+
+    ``upsampled`` is the MATLAB-bicubic upsampling of the LR (the ``input`` kind of the registration).
+    """
+    if info.input in ("upsampled", "lr+upsampled"):
         from hsisr_bench.data import imresize
 
-        return imresize(lr, scale)
-    return lr
+        up = imresize(lr, scale)
+        return (up,) if info.input == "upsampled" else (lr, up)
+    return (lr,)
 
 
 def _build(method: str, bands: int, scale: int, options: dict, device: str) -> torch.nn.Module:
@@ -71,7 +75,7 @@ def _build(method: str, bands: int, scale: int, options: dict, device: str) -> t
     return create_method(method, bands=bands, scale=scale, **options).to(device).eval()
 
 
-def _count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+def _count_flops(model: torch.nn.Module, x: tuple[torch.Tensor, ...]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -84,9 +88,9 @@ def _count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
         # no_grad, not inference_mode: FlopCounterMode's module tracker needs autograd views of the
         # parameters. A first call outside the counter keeps one-off weight preparation out of the count.
         with torch.no_grad():
-            model(x)
+            model(*x)
             with counter:
-                model(x)
+                model(*x)
     finally:
         if fused is not None:
             model.fused_convolutions = fused
@@ -137,7 +141,7 @@ def _measure(spec: dict) -> dict:
     x = _model_input(info, lr, spec["scale"])
     # A small pass first: kernels, thread pools and the model's prepared weights are not per-pass memory.
     with torch.inference_mode():
-        model(_model_input(info, _lr_input(spec["bands"], 8), spec["scale"]))
+        model(*_model_input(info, _lr_input(spec["bands"], 8), spec["scale"]))
     before = _current_rss()
     start = time.perf_counter()
     if spec["mode"] == "tiled":
@@ -147,7 +151,7 @@ def _measure(spec: dict) -> dict:
                             max_memory=spec.get("budget"), progress=False)
     else:
         with torch.inference_mode():
-            out = model(x)
+            out = model(*x)
     seconds = time.perf_counter() - start
     peak = _peak_rss()
     if spec.get("save"):
@@ -165,12 +169,12 @@ def _measure_in_subprocess(spec: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _cuda_peak(model: torch.nn.Module, x: torch.Tensor) -> int:
+def _cuda_peak(model: torch.nn.Module, x: tuple[torch.Tensor, ...]) -> int:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
     with torch.inference_mode():
-        model(x)
+        model(*x)
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - before
 
@@ -197,12 +201,12 @@ def _methods_table(options: BenchOptions, size: int, repeats: int, warmup: int) 
         for scale in options.scales:
             lr_side = size // scale
             model = _build(method, options.bands, scale, {}, device)
-            x = _model_input(info, _lr_input(options.bands, lr_side), scale).to(device)
+            x = tuple(t.to(device) for t in _model_input(info, _lr_input(options.bands, lr_side), scale))
             flops = _count_flops(model, x)
 
             def forward(model=model, x=x):
                 with torch.inference_mode():
-                    model(x)
+                    model(*x)
 
             latency = time_call(forward, repeats=repeats, warmup=warmup, device=device)
             if device.startswith("cuda"):
@@ -211,7 +215,7 @@ def _methods_table(options: BenchOptions, size: int, repeats: int, warmup: int) 
                 measured = _measure_in_subprocess({"method": method, "scale": scale, "bands": options.bands,
                                                    "lr_side": lr_side, "options": {}, "mode": "forward"})
                 peak = measured.get("increase")
-            shape = "×".join(str(v) for v in x.shape[1:])
+            shape = " + ".join("×".join(str(v) for v in t.shape[1:]) for t in x)  # two for lr+upsampled
             lines.append(f"| {info.title} | ×{scale} | {shape} | {count_parameters(model):,} | {flops / 1e9:,.2f} "
                          f"| {latency:.3f} | {_mb(peak)} |")
             del model, x
@@ -245,9 +249,9 @@ def _ssrnet_paths_table(options: BenchOptions, size: int, repeats: int, warmup: 
         # The same fast path with PyTorch's public convolutions (fresh outputs, no reused buffers).
         t_public = time_call(forward_of(fast, fused=False), repeats=repeats, warmup=warmup, device=device)
         fast.fused_convolutions = True
-        flops = [_count_flops(m, x) for m in (plain, fast)]
+        flops = [_count_flops(m, (x,)) for m in (plain, fast)]
         if device.startswith("cuda"):
-            peaks = [_cuda_peak(m, x) for m in (plain, fast)]
+            peaks = [_cuda_peak(m, (x,)) for m in (plain, fast)]
         else:
             peaks = [_measure_in_subprocess({"method": "ssrnet", "scale": scale, "bands": options.bands,
                                              "lr_side": lr_side, "options": {"fast": flag},

@@ -99,8 +99,9 @@ def report(results_dir: Path, out_dir: Optional[Path], formats: str, published: 
     records = load_records(results_dir)
     tables = build_report(records, results_dir, published=published, experiment=experiment, alpha=alpha)
     target = out_dir if out_dir is not None else results_dir / "reports"
-    # The store being read is the toolkit's own folder (check_out_is_not_another_store allows it as --out).
-    own_store = target.is_dir() and results_dir.is_dir() and target.resolve() == results_dir.resolve()
+    # The store being read, and its default reports/ folder (written before the marker existed), are the
+    # toolkit's own (check_out_is_not_another_store allows the store as --out).
+    own_store = out_dir is None or (target.is_dir() and results_dir.is_dir() and target.resolve() == results_dir.resolve())
     claim_output_folder(target, "report", force or own_store)
     written = write_report(tables, target, _split_list(formats))
     click.echo(render_terminal(tables))  # plain text here; the files keep the markdown and LaTeX markup
@@ -147,7 +148,7 @@ def figures(results_dir: Path, out_dir: Optional[Path], dataset: Optional[str], 
 
         load_records(results_dir)
     target = out_dir if out_dir is not None else results_dir / "figures"
-    own_store = target.is_dir() and target.resolve() == results_dir.resolve()
+    own_store = out_dir is None or (target.is_dir() and target.resolve() == results_dir.resolve())
     claim_output_folder(target, "figures", force or own_store)
     written = make_figures(results_dir, target, dataset=dataset, scale=scale, scene=scene, band=band,
                            pixel=_parse_pixel(pixel), fmt=fmt, dpi=dpi, pixel_seed=pixel_seed, run_seed=run_seed,

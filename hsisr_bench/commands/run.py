@@ -18,7 +18,7 @@ import click
 
 from hsisr_bench import config
 from hsisr_bench.config import RunConfig
-from hsisr_bench.errors import ConfigError
+from hsisr_bench.errors import CellsFailed, ConfigError
 from hsisr_bench.plugins import plugin_option
 
 
@@ -182,8 +182,13 @@ def run(methods, dataset, scale, seed, experiment, shard, dry_run, doctor_report
     if doctor_report is not None:
         raise ConfigError("--doctor-report projects the training time of a plan: use it with --dry-run.")
     plan = _start(runs, options["out"], shard, options["threads"], options["dist_timeout"])
-    records = execute(plan.cells, force=options["force"], progress=options["progress"], notify=_echo,
-                      resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
+    failed = None
+    try:
+        records = execute(plan.cells, force=options["force"], progress=options["progress"], notify=_echo,
+                          resume_command=_resume_command(sys.argv[1:]) if options["force"] else None,
+                          argv=sys.argv[1:])
+    except CellsFailed as error:  # the summary of the cells that ran, then the failures
+        failed, records = error, error.records
     if distributed.current().is_main and records:
         click.echo("")
         click.echo(summary(records))
@@ -195,6 +200,8 @@ def run(methods, dataset, scale, seed, experiment, shard, dry_run, doctor_report
                        "5-27 of 31) with a 6-pixel border removed.")
         out = shlex.quote(str(options["out"]))
         click.echo(f"Tables and figures: hsibench report --results {out}; hsibench figures --results {out}")
+    if failed is not None:
+        raise failed
 
 
 def _one_cell(method, dataset, scale, seed, **options):
@@ -223,7 +230,7 @@ def train(method, dataset, scale, seed, **options) -> None:
 
     plan = _one_cell(method, dataset, scale, seed, **options)
     execute(plan.cells, force=options["force"], progress=options["progress"], mode="train", notify=_echo,
-            resume_command=_resume_command(sys.argv[1:]) if options["force"] else None)
+            resume_command=_resume_command(sys.argv[1:]) if options["force"] else None, argv=sys.argv[1:])
 
 
 @click.command()
@@ -246,6 +253,6 @@ def evaluate(method, dataset, scale, seed, weights, allow_train_overlap, **optio
 
     plan = _one_cell(method, dataset, scale, seed, **options)
     records = execute(plan.cells, force=options["force"], progress=options["progress"], mode="evaluate",
-                      notify=_echo, weights=weights, allow_train_overlap=allow_train_overlap)
+                      notify=_echo, weights=weights, allow_train_overlap=allow_train_overlap, argv=sys.argv[1:])
     if records:
         click.echo(summary(records))

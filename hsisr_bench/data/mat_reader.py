@@ -95,7 +95,6 @@ def check_hdf5_declared(path: Path, name: str, item: Any, ndim: Optional[int] = 
     Raises:
         DataError: not ``ndim``-dimensional, not real numbers, or declaring data that the file does not store.
     """
-    return
     shape = "x".join(map(str, item.shape))
     if ndim is not None and len(item.shape) != ndim:
         raise DataError(f"{path}: variable {name!r} has {len(item.shape)} dimension(s) ({shape}); expected a "

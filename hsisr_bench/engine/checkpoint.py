@@ -93,3 +93,20 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict:
                            f"{', '.join(missing)}). Delete it to restart this run's training from scratch, or "
                            f"rerun with --force.")
     return state
+
+
+def restore_model(model: Any, state_dict: Mapping[str, Any], path: Path) -> None:
+    """``model.load_state_dict(state_dict)`` (a network or an optimiser), with a :class:`ResultsError`
+    naming ``path`` when it does not fit.
+
+    A checkpoint written for another network (other options, a crafted file) makes ``load_state_dict``
+    raise a ``RuntimeError`` listing every key; this says which checkpoint, what differs, and the way out.
+    """
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        first = str(error).strip().splitlines()
+        detail = "; ".join(line.strip() for line in first[:4])
+        raise ResultsError(f"The checkpoint {path} does not fit this run's network ({detail[:400]}). It was "
+                           f"written for another network or is damaged: delete it to restart this run's training "
+                           f"from scratch, or rerun with --force.") from None

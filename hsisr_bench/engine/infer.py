@@ -57,8 +57,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from hsisr_bench.errors import ConfigError, DataError, HsiBenchError, MethodError, did_you_mean
-from hsisr_bench.engine.model_calls import (eval_mode, forward_padded, model_tensors, pad_to_multiple, round_up,
-                                            size_multiple_of, substituted, unwrap_model)
+from hsisr_bench.engine.model_calls import (eval_mode, forward_padded, input_factor, model_tensors, pad_to_multiple,
+                                            round_up, size_multiple_of, substituted, unwrap_model,
+                                            with_nearest_upsampled)
 from hsisr_bench.registry import MethodInfo, OutputCrop, get_method_info, list_methods
 
 __all__ = ["super_resolve", "probe_model", "measure_receptive_field", "plan_axis", "ModelProbe", "MEMORY_SAFETY",
@@ -188,7 +189,7 @@ def _support_radius(model: nn.Module, x: torch.Tensor, *, axis: int, factor: int
 
 def measure_receptive_field(
     model: nn.Module, *, bands: int, factor: int, crop: int, device: Union[str, torch.device] = "cpu",
-    max_size: int = 1024, multiple: int = 1,
+    max_size: int = 1024, multiple: int = 1, upsampled_scale: int = 0,
 ) -> int:
     """Measure a model's receptive-field radius in input pixels with a perturbation probe on each axis.
 
@@ -216,6 +217,8 @@ def measure_receptive_field(
         max_size: the largest probe length; a field that still reaches the edge there raises.
         multiple: the model's ``size_multiple``: probe sides are multiples of it, and every phase
             of the probed row modulo it is probed.
+        upsampled_scale: for an ``"lr+upsampled"`` model, the scale of its second input (fed the
+            nearest-neighbour upsampling of the probe, :func:`with_nearest_upsampled`); 0: one input.
 
     Returns:
         The radius ``R``: output pixel ``o`` depends only on input pixels ``i`` with
@@ -228,6 +231,10 @@ def measure_receptive_field(
     # float64 weights substituted for the call only: the user's model is neither copied nor changed.
     as_float64 = substituted(model, lambda t: t.to(device=device, dtype=torch.float64) if t.is_floating_point()
                               else t.to(device))
+    own_call = model
+    if upsampled_scale:
+        as_float64 = with_nearest_upsampled(as_float64, upsampled_scale)
+        own_call = with_nearest_upsampled(model, upsampled_scale)
     try:
         return _measure_radius(as_float64, type(model).__name__, bands=bands, factor=factor, crop=crop,
                                device=device, max_size=max_size, dtype=torch.float64, multiple=multiple)
@@ -236,7 +243,7 @@ def measure_receptive_field(
         # float64 this way: probe the model itself, in its own precision, on its own device.
         own = next(iter(model_tensors(model).values()), torch.zeros(()))
         dtype = own.dtype if own.is_floating_point() else torch.float32
-        return _measure_radius(model, type(model).__name__, bands=bands, factor=factor, crop=crop,
+        return _measure_radius(own_call, type(model).__name__, bands=bands, factor=factor, crop=crop,
                                device=own.device, max_size=max_size, dtype=dtype, multiple=multiple)
 
 
@@ -301,7 +308,7 @@ def probe_model(
         model: the network.
         bands: spectral bands L of its input.
         scale: the upscaling factor.
-        input_kind: ``"lr"`` or ``"upsampled"``.
+        input_kind: ``"lr"``, ``"upsampled"`` or ``"lr+upsampled"`` (radius and pixels in LR pixels).
         crop: the output crop in pixels (model.output_crop.pixels).
         device: where the receptive-field probe runs (the model's device).
         size: spatial side of the meta memory probe, in input pixels (rounded up to ``multiple``).
@@ -315,22 +322,26 @@ def probe_model(
     cache = _PROBES.setdefault(model, {})
     if key in cache:
         return cache[key]
-    factor = scale if input_kind == "lr" else 1
+    factor = input_factor(input_kind, scale)
+    two_inputs = scale if input_kind == "lr+upsampled" else 0
     if declared is not None:
         radius = int(declared)
     else:
         radius = measure_receptive_field(model, bands=bands, factor=factor, crop=crop, device=device,
-                                         multiple=multiple)
+                                         multiple=multiple, upsampled_scale=two_inputs)
     base = unwrap_model(model)
     size = round_up(size, multiple)
     with eval_mode(base):
         try:  # meta tensors substituted for the weights: shapes only, the model untouched
             meta_model = substituted(base, lambda t: torch.empty_like(t, device="meta"))
+            if two_inputs:
+                meta_model = with_nearest_upsampled(meta_model, two_inputs)
             peak = _peak_bytes(meta_model, torch.zeros(1, bands, size, size, device="meta"))
         except Exception:  # noqa: BLE001 - an op without a meta kernel: fall back to a small real pass
             size = round_up(max(16, 2 * math.ceil(crop / factor) + 4), multiple)
             where = next(iter(model_tensors(base).values()), torch.zeros(())).device
-            peak = _peak_bytes(base, torch.zeros(1, bands, size, size, device=where))
+            peak = _peak_bytes(with_nearest_upsampled(base, two_inputs) if two_inputs else base,
+                               torch.zeros(1, bands, size, size, device=where))
     probe = ModelProbe(radius=radius, bytes_per_pixel=MEMORY_SAFETY * peak / (size * size))
     cache[key] = probe
     return probe
@@ -545,19 +556,27 @@ def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodI
     x = _as_batch(lr)
     batch, bands = x.shape[:2]
     mean = _band_mean(band_mean, bands)
-    if info.input == "upsampled":
+    upsampled = None  # the second input of "lr+upsampled" methods, (B, L, s*h, s*w)
+    if info.input in ("upsampled", "lr+upsampled"):
         from hsisr_bench.data.imresize import imresize
 
-        x = imresize(x, scale)  # (B, L, h, w) -> (B, L, s*h, s*w), once for the whole cube
-        factor, lr_to_input = 1, scale
-    else:
-        factor, lr_to_input = scale, 1
-    x = x - mean  # a new tensor: the caller's lr is never modified
+        up = imresize(x, scale) - mean  # (B, L, h, w) -> (B, L, s*h, s*w), once for the whole cube
+        if info.input == "upsampled":
+            x = up
+        else:
+            upsampled = up
+    factor = input_factor(info.input, scale)
+    lr_to_input = 1 if info.input != "upsampled" else scale
+    if info.input != "upsampled":
+        x = x - mean  # a new tensor: the caller's lr is never modified
     n_h, n_w = x.shape[-2:]
     # A window model needs sides that are multiples: pad the whole cube once (tiles cut from it align
-    # to the multiple, see plan_axis) and keep only the output of the real pixels.
+    # to the multiple, see plan_axis) and keep only the output of the real pixels. The upsampled
+    # input is padded to multiple * scale: its sides stay scale times the padded LR's.
     multiple = size_multiple_of(model, info)
     x = pad_to_multiple(x, multiple)
+    if upsampled is not None:
+        upsampled = pad_to_multiple(upsampled, multiple * scale)
 
     probe = probe_model(model, bands=bands, scale=scale, input_kind=info.input, crop=crop.pixels, device=device,
                         multiple=multiple)
@@ -579,8 +598,12 @@ def _super_resolve(model: nn.Module, lr: ArrayLike, *, scale: int, info: MethodI
                                        leave=False) as bar:
         for tile_h, tile_w in _tiles(plans):
             piece = x[..., tile_h.in_start:tile_h.in_stop, tile_w.in_start:tile_w.in_stop].to(device)
+            pieces = (piece,)
+            if upsampled is not None:  # the matching tile of the whole-cube upsampling, at scale * coordinates
+                pieces += (upsampled[..., scale * tile_h.in_start:scale * tile_h.in_stop,
+                                     scale * tile_w.in_start:scale * tile_w.in_stop].to(device),)
             with _autocast(device, amp):
-                y = model(piece)  # (B, L', f*h_tile - 2c, f*w_tile - 2c)
+                y = model(*pieces)  # (B, L', f*h_tile - 2c, f*w_tile - 2c)
             expected = (batch, out_bands, factor * (tile_h.in_stop - tile_h.in_start) - 2 * crop.pixels,
                         factor * (tile_w.in_stop - tile_w.in_start) - 2 * crop.pixels)
             if tuple(y.shape) != expected:

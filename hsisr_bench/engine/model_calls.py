@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -21,7 +22,7 @@ from hsisr_bench.errors import MethodError
 from hsisr_bench.registry import MethodInfo
 
 __all__ = ["unwrap_model", "substituted", "model_tensors", "eval_mode", "round_up", "pad_to_multiple",
-           "size_multiple_of", "forward_padded"]
+           "size_multiple_of", "forward_padded", "input_factor", "with_nearest_upsampled"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -102,14 +103,37 @@ def size_multiple_of(model: nn.Module, info: MethodInfo) -> int:
     return multiple
 
 
-def forward_padded(model, x: torch.Tensor, *, multiple: int, factor: int, crop: int) -> torch.Tensor:
+def forward_padded(model, x: torch.Tensor, *, multiple: int, factor: int, crop: int,
+                   upsampled: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``model(x)`` for any input size: ``x`` reflect-padded to a multiple of ``multiple``, the output cropped back.
 
     The output keeps ``factor * h - 2 * crop`` rows and the same for columns (``h, w``: the unpadded
-    input's sides); with ``multiple == 1`` this is ``model(x)``.
+    input's sides); with ``multiple == 1`` this is ``model(x)``. ``upsampled`` (``"lr+upsampled"``
+    methods: ``x`` is the LR, ``factor`` the scale) is the second input, ``model(x, upsampled)``; it is
+    padded to ``multiple * factor`` so that its sides stay ``factor`` times the padded LR's.
     """
+    inputs = (x,) if upsampled is None else (x, upsampled)
     if multiple == 1:
-        return model(x)
+        return model(*inputs)
     h, w = x.shape[-2:]
-    out = model(pad_to_multiple(x, multiple))
+    padded = [pad_to_multiple(x, multiple)]
+    if upsampled is not None:
+        padded.append(pad_to_multiple(upsampled, multiple * factor))
+    out = model(*padded)
     return out[..., : factor * h - 2 * crop, : factor * w - 2 * crop]
+
+
+def input_factor(input_kind: str, scale: int) -> int:
+    """Output pixels per pixel of the model's (first) input: 1 for ``"upsampled"``, else the scale."""
+    return 1 if input_kind == "upsampled" else scale
+
+
+def with_nearest_upsampled(call, scale: int):
+    """A one-input callable of the LR for a two-input (``"lr+upsampled"``) ``call(lr, upsampled)``.
+
+    The probes (receptive field, memory) feed the second input the nearest-neighbour upsampling of
+    the first: it has the right shape, runs on ``meta`` tensors and under forward-mode autodiff, and
+    LR row ``m`` reaches exactly upsampled rows ``[s*m, s*m + s)``, so the measured LR radius ``R``
+    covers a field of ``s*R`` pixels in the upsampled input (what tiling cuts from it).
+    """
+    return lambda lr: call(lr, lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1))

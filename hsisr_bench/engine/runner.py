@@ -4,7 +4,8 @@
 
 1. **prepare** (every rank): open the data, build the model from the seed, resolve the config;
 2. **decide** (rank 0 only): skip a finished run, refuse a clashing or locked folder, take the lock,
-   clear the folder with ``--force``, cut the test regions and check them against the stored targets.
+   with ``--force`` move a finished result aside (kept until the new one is complete, put back if it
+   fails), cut the test regions and check them against the stored targets.
    The decision (go, skip or the error) is broadcast, so every rank returns or raises together;
 3. **train** (every rank, DDP when distributed): rank 0 builds the patch-bank cache first, the other
    ranks then map the same files;
@@ -22,12 +23,13 @@ import torch.nn as nn
 
 from hsisr_bench import results
 from hsisr_bench.contract import preflight_model
-from hsisr_bench.engine import distributed
+from hsisr_bench.engine import distributed, failures
 from hsisr_bench.engine.evaluate import (CellData, CellOutcome, EvalImage, eval_image, evaluate_run, make_model,
                                          make_patch_bank, open_cell_data, resolve_config, train_settings,
                                          validation)
 from hsisr_bench.engine.plan import Cell, data_key, split_notes
 from hsisr_bench.engine.train import load_checkpoint, output_crop_of, train
+from hsisr_bench.engine.checkpoint import restore_model
 from hsisr_bench.errors import ConfigError, DataError, HsiBenchError, ResultsError
 from hsisr_bench.registry import MethodInfo, OutputCrop, get_method_info
 
@@ -116,46 +118,105 @@ def _test_images(prep: PreparedCell) -> list[EvalImage]:
 
 
 def _decide(prep: PreparedCell, force: bool, mode: str, notify: Callable[[str], None]):
-    """Rank 0's decision: ``("skip", metrics)`` or ``("go", (lock, images))``; raises what stops the cell.
+    """Rank 0's decision: ``("skip", metrics)`` or ``("go", (lock, images, kept))``; raises what stops the cell.
 
     Everything that can fail on the inputs (a clashing folder, a test region too small for the scale)
-    fails before the run folder is created or touched.
+    fails before the run folder is created or touched. ``--force`` over a finished run moves that result
+    aside (``kept``: :data:`~hsisr_bench.results.PREVIOUS_DIR` holds it) instead of deleting it: the
+    caller deletes it once the new run is complete and puts it back when the new run fails.
     """
     cell, run = prep.cell, prep.cell.run
     directory = cell.directory
     replace = force and mode != "evaluate"
+    lock, kept = None, False
+    # An earlier --force replacement of this folder did not finish: sort it out under the lock first.
+    if results.previous_state(directory) is not None:
+        lock = results.RunLock(directory, notify).acquire()
     try:
-        state = "new" if replace else results.run_state(directory, prep.resolved)
-    except ResultsError as error:
-        if not force:
-            raise
-        # evaluate --force only re-scores the same run: advising "--force" again would not help.
-        raise ResultsError(str(error).split("\nRerun with --force")[0].split(" Rerun with --force")[0]
-                           + f"\n'hsibench evaluate --force' re-scores the same run only (its checkpoint or weights "
-                           f"are kept); it does not replace another run. Write to another folder with --out, or "
-                           f"delete {directory} first.") from None
-    if state == "finished" and not force:
-        return "skip", results.read_json(directory / results.METRICS_FILE)
-    if (mode == "evaluate" and prep.info.trainable and prep.weights is None
-            and finished_checkpoint(directory, run.protocol.epochs) is None):
-        raise ResultsError(f"{directory} holds no completed training of this run. Train it first with "
-                           f"'hsibench train' (same options), or use 'hsibench run'.")
-    images = _test_images(prep)  # a scale too large for the region fails here, before any folder exists
-    results.ensure_writable(cell.out_dir)
-    lock = results.RunLock(directory, notify).acquire()
-    try:
-        if replace:
-            results.clear_run(directory)
+        if lock is not None:
+            _recover_previous(prep, replace, notify)
+        try:
+            state = "new" if replace else results.run_state(directory, prep.resolved)
+        except ResultsError as error:
+            if not force:
+                raise
+            # evaluate --force only re-scores the same run: advising "--force" again would not help.
+            raise ResultsError(str(error).split("\nRerun with --force")[0].split(" Rerun with --force")[0]
+                               + f"\n'hsibench evaluate --force' re-scores the same run only (its checkpoint or "
+                               f"weights are kept); it does not replace another run. Write to another folder with "
+                               f"--out, or delete {directory} first.") from None
+        if state == "finished" and not force:
+            if lock is not None:
+                lock.release()
+            return "skip", results.read_json(directory / results.METRICS_FILE)
+        if (mode == "evaluate" and prep.info.trainable and prep.weights is None
+                and finished_checkpoint(directory, run.protocol.epochs) is None):
+            raise ResultsError(f"{directory} holds no completed training of this run. Train it first with "
+                               f"'hsibench train' (same options), or use 'hsibench run'.")
+        images = _test_images(prep)  # a scale too large for the region fails here, before any folder exists
+        results.ensure_writable(cell.out_dir)
+        lock = lock or results.RunLock(directory, notify).acquire()
         results.remove_stale_temporaries(directory)
         # A clash with the targets already stored fails before any training.
         for image in images:
             results.check_or_write_target(cell.out_dir, run.dataset.name, run.scale, image.name, image.hr)
         results.write_wavelengths(cell.out_dir, run.dataset.name, run.scale, prep.data.wavelengths)
+        if replace:
+            if results.is_finished(directory) or results.previous_state(directory) == "complete":
+                results.set_aside_run(directory)  # kept until the new run is complete
+            else:
+                results.clear_run(directory)  # nothing finished to keep
+        kept = results.previous_state(directory) == "complete"
         results.write_json(directory / results.CONFIG_FILE, prep.resolved)
-    except BaseException:
-        lock.release()
+    except BaseException as error:
+        if kept and not isinstance(error, KeyboardInterrupt):
+            _put_back(directory, notify)
+        if lock is not None:
+            lock.release()
         raise
-    return "go", (lock, images)
+    return "go", (lock, images, kept)
+
+
+def _recover_previous(prep: PreparedCell, replace: bool, notify: Callable[[str], None]) -> None:
+    """Settle a finished result kept by a ``--force`` replacement that did not finish (killed, or Ctrl-C).
+
+    Kept while the folder holds the replacement's resumable run of this same config (the command of the
+    Ctrl-C message continues it), or when this is a new ``--force`` replacement; deleted when the
+    replacement did finish; put back otherwise (the folder then reads as before the ``--force``).
+    """
+    directory = prep.cell.directory
+    previous = directory / results.PREVIOUS_DIR
+    if results.previous_state(directory) == "partial":  # cut short while moving: nothing new was written yet
+        results.restore_previous(directory)
+        notify(f"    put back the finished result of {directory} (an earlier --force was cut short)")
+        return
+    if results.is_finished(directory):  # the replacement finished; only deleting the old result was cut short
+        results.discard_previous(directory)
+        return
+    if replace:
+        return
+    try:
+        same = results.read_json(directory / results.CONFIG_FILE).get("run_id") == prep.resolved["run_id"]
+    except (ResultsError, AttributeError):
+        same = False
+    if same and (directory / results.CHECKPOINT_FILE).is_file():
+        notify(f"    continuing the unfinished --force replacement in {directory}; the previous result stays in "
+               f"{previous} until it finishes and is put back if it fails")
+        return
+    results.restore_previous(directory)
+    notify(f"    put back the finished result of {directory} kept by an earlier --force that did not finish "
+           f"(its unfinished replacement was deleted)")
+
+
+def _put_back(directory: Path, notify: Callable[[str], None]) -> None:
+    """After a failed replacement: the kept finished result back in place of the unfinished new one."""
+    try:
+        results.restore_previous(directory)
+    except OSError as error:
+        notify(f"WARNING: could not put back the previous result kept in {directory / results.PREVIOUS_DIR} "
+               f"({error}); the next run of this folder puts it back.")
+        return
+    notify(f"    the replacement failed: the previous finished result of {directory} was put back")
 
 
 def _shared_decision(prep: PreparedCell, force: bool, mode: str, notify: Callable[[str], None]):
@@ -213,13 +274,30 @@ def run_cell(cell: Cell, *, force: bool = False, progress: Optional[bool] = None
     if weights is not None and mode != "evaluate":
         raise ConfigError("--weights scores given weights: use it with 'hsibench evaluate', not with training.")
     apply_tf32(cell.run.tf32)
-    prep = prepare(cell, data, weights, allow_train_overlap=allow_train_overlap)
-    kind, payload = _shared_decision(prep, force, mode, notify)
+    with failures.phase("build"):
+        prep = prepare(cell, data, weights, allow_train_overlap=allow_train_overlap)
+    with failures.phase("decide"):
+        kind, payload = _shared_decision(prep, force, mode, notify)
     if kind == "skip":
         return CellOutcome("skipped", cell.directory, payload)
-    lock, images = payload if payload is not None else (None, None)
+    lock, images, kept = payload if payload is not None else (None, None, False)
     try:
-        return _train_and_evaluate(prep, images, progress, notify, mode)
+        outcome = _train_and_evaluate(prep, images, progress, notify, mode)
+    except KeyboardInterrupt:
+        # Ctrl-C keeps both: the new run resumes with the same command (without --force), the old result
+        # stays in .previous until then (see _recover_previous).
+        if kept:
+            notify(f"    the previous finished result stays in {cell.directory / results.PREVIOUS_DIR} until this "
+                   f"run finishes; a run of another config puts it back")
+        raise
+    except BaseException:
+        if kept:
+            _put_back(cell.directory, notify)
+        raise
+    else:
+        if kept:  # the new result is complete: only now is the old one deleted
+            results.discard_previous(cell.directory)
+        return outcome
     finally:
         if lock is not None:
             lock.release()
@@ -243,23 +321,31 @@ def _train_and_evaluate(prep: PreparedCell, images: Optional[list[EvalImage]], p
         extra = {"weights": {"file": str(prep.weights.path), "sha256": prep.weights.sha256,
                              "train_overlap": list(getattr(prep.weights, "train_overlap", []))}, "external": False}
     elif prep.info.trainable:
-        done = finished_checkpoint(cell.directory, run.protocol.epochs)  # every rank takes the same path
-        if done is not None:  # training complete (e.g. killed while evaluating): load, do not rebuild patches
-            if done["config"].get("run_id") != prep.resolved["run_id"]:
-                raise ResultsError(f"{cell.directory / results.CHECKPOINT_FILE} belongs to run "
-                                   f"{done['config'].get('run_id')}, not {prep.resolved['run_id']}. Rerun with "
-                                   f"--force or use another --out.")
-            prep.model.load_state_dict(done["model"])
-            mean = done["band_mean"].numpy()
-            train_seconds, epochs_done = sum(float(r["seconds"]) for r in done["log"]), len(done["log"])
-        else:
-            mean, train_seconds, epochs_done = _train(prep, progress, notify)
-            trained_here = True  # the runtime record then states the training's cuDNN autotuning
+        with failures.phase("train"):
+            mean, train_seconds, epochs_done, trained_here = _train_or_load(prep, progress, notify)
     if not cell.is_main or mode == "train":
         return CellOutcome("trained", cell.directory)
-    metrics = evaluate_run(run, prep.info, prep.model, prep.crop, images, mean, prep.resolved, cell.directory,
-                           cell.device, train_seconds, epochs_done, extra, trained_here=trained_here)
+    with failures.phase("evaluate"):
+        metrics = evaluate_run(run, prep.info, prep.model, prep.crop, images, mean, prep.resolved, cell.directory,
+                               cell.device, train_seconds, epochs_done, extra, trained_here=trained_here)
     return CellOutcome("finished", cell.directory, metrics)
+
+
+def _train_or_load(prep: PreparedCell, progress: Optional[bool],
+                   notify: Callable[[str], None]) -> tuple[np.ndarray, float, int, bool]:
+    """Train the cell, or load its complete training: ``(band mean, seconds, epochs, trained here)``."""
+    cell, run = prep.cell, prep.cell.run
+    done = finished_checkpoint(cell.directory, run.protocol.epochs)  # every rank takes the same path
+    if done is not None:  # training complete (e.g. killed while evaluating): load, do not rebuild patches
+        if done["config"].get("run_id") != prep.resolved["run_id"]:
+            raise ResultsError(f"{cell.directory / results.CHECKPOINT_FILE} belongs to run "
+                               f"{done['config'].get('run_id')}, not {prep.resolved['run_id']}. Rerun with "
+                               f"--force or use another --out.")
+        restore_model(prep.model, done["model"], cell.directory / results.CHECKPOINT_FILE)
+        mean = done["band_mean"].numpy()
+        return mean, sum(float(r["seconds"]) for r in done["log"]), len(done["log"]), False
+    # trained here: the runtime record then states the training's cuDNN autotuning
+    return (*_train(prep, progress, notify), True)
 
 
 def _train(prep: PreparedCell, progress: Optional[bool], notify: Callable[[str], None]) -> tuple[np.ndarray, float, int]:
@@ -291,18 +377,23 @@ def _train(prep: PreparedCell, progress: Optional[bool], notify: Callable[[str],
 
 def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bool] = None, mode: str = "run",
             notify: Callable[[str], None] = print, resume_command: Optional[str] = None,
-            weights: Optional[Path] = None, allow_train_overlap: bool = False) -> list[dict]:
+            weights: Optional[Path] = None, allow_train_overlap: bool = False,
+            argv: Optional[Sequence[str]] = None) -> list[dict]:
     """Run every cell in order (``mode``: ``run``, ``train`` or ``evaluate``); return the finished records.
 
     Every dataset is opened and pre-flight checked before the first cell, so bad data never stops a
-    plan half-way. On Ctrl-C the message names ``resume_command`` (the command without ``--force``).
+    plan half-way. A cell that fails (a method raising in training or evaluation, a held lock) stops
+    that cell only: ``Error: <cell>: <phase>: <message>`` and the command that continues it are printed,
+    its checkpoint is kept, the next cells run, and the plan ends with
+    :class:`~hsisr_bench.errors.CellsFailed`. On Ctrl-C the message names ``resume_command`` (the
+    command without ``--force``). ``argv``: the command's arguments, to print the continue command.
     """
     if not cells:
         return []
     opened = open_plan_data(cells)
     for note in split_notes(opened):  # loudly, before any work: the experiment differs from the split file
         notify(f"WARNING: {note}")
-    records = []
+    records, failed = [], []
     for cell in cells:
         notify(f"[{cell.index}/{cell.total}] {cell.describe()}")
         try:
@@ -313,6 +404,15 @@ def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bo
             again = resume_command or "the same command again"
             notify(f"Interrupted. To resume from the last checkpoint, run: {again}")
             raise
+        except Exception as error:  # this cell only: the others still run
+            failure = failures.record_failure(cell.describe(), error)
+            failed.append(failure)
+            notify(f"Error: {failure.cell}: {failure.phase}: {failure.message}")
+            details = failures.traceback_text(error)
+            if details:
+                notify(details.rstrip())
+            notify(f"    To continue this cell once fixed: {failures.continue_command(cell.run, failure.phase, argv)}")
+            continue
         if outcome.status == "skipped":
             notify(f"    already finished in {outcome.directory} (use --force to recompute)")
         elif outcome.metrics is not None:
@@ -323,5 +423,7 @@ def execute(cells: Sequence[Cell], *, force: bool = False, progress: Optional[bo
             notify(f"    trained -> {outcome.directory}")
         if outcome.metrics is not None:
             records.append(outcome.metrics)
+    # Under torchrun only rank 0 evaluates: every rank learns of its failures, so every rank exits non-zero.
+    main_failed = distributed.broadcast_object(failed if cells[0].is_main else None)
+    failures.raise_if_failed(failed if cells[0].is_main else (failed or main_failed or []), len(cells), records)
     return records
-

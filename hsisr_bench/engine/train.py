@@ -40,8 +40,8 @@ from torch.utils.data import Dataset
 
 from hsisr_bench.engine import distributed
 from hsisr_bench.engine.batches import StepBatchSampler, epoch_order, make_loader
-from hsisr_bench.engine.checkpoint import (CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint,
-                                           set_rng_state)
+from hsisr_bench.engine.checkpoint import (CHECKPOINT_FILE, load_checkpoint, restore_model, rng_state,
+                                           save_checkpoint, set_rng_state)
 from hsisr_bench.engine.losses import get_loss
 from hsisr_bench.errors import ConfigError, ResultsError, TrainingError
 from hsisr_bench.registry import MethodInfo, OutputCrop
@@ -142,23 +142,29 @@ def forward_with_mean(model: nn.Module, info: MethodInfo, lr: torch.Tensor, mean
 
     Returns:
         ``(B, L', H', W')`` float32: the model sees ``x - mean`` (``x`` is the MATLAB-bicubic upsampled LR
-        for ``upsampled`` methods) and its output gets the (band-cropped) mean back.
+        for ``upsampled`` methods; ``"lr+upsampled"`` methods get ``(lr - mean, upsampled - mean)``) and its output
+        gets the (band-cropped) mean back.
     """
     fp32 = torch.autocast(lr.device.type, enabled=False)
+    upsampled = None  # the second input of "lr+upsampled" methods
     with fp32:
-        if info.input == "upsampled":
+        if info.input in ("upsampled", "lr+upsampled"):
             from hsisr_bench.data.imresize import imresize
 
             # No finiteness check here (a host sync per step on a GPU): a NaN in the batch makes the loss
             # NaN, which the loop's own checks catch without a sync per step.
-            lr = imresize(lr.float(), scale, check_finite=False)  # (B, L, s*h, s*w)
+            up = imresize(lr.float(), scale, check_finite=False)  # (B, L, s*h, s*w)
+            if info.input == "upsampled":
+                lr = up
+            else:
+                upsampled = up - mean
         x = lr.float() - mean
     from hsisr_bench.engine.infer import forward_padded, size_multiple_of
 
     # size_multiple (window models): reflect-pad to a multiple, crop the output back (engine/infer.py).
     multiple, factor = size_multiple_of(model, info), (1 if info.input == "upsampled" else scale)
     with autocast if autocast is not None else nullcontext():
-        out = forward_padded(model, x, multiple=multiple, factor=factor, crop=crop.pixels)
+        out = forward_padded(model, x, multiple=multiple, factor=factor, crop=crop.pixels, upsampled=upsampled)
     with fp32:
         return out.float() + crop_band_mean(mean, crop)
 
@@ -347,8 +353,8 @@ def train(
         if old_id != new_id:
             raise ResultsError(f"{checkpoint_path} belongs to run {old_id}, not {new_id}. Rerun with --force "
                                f"or use another --out.")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        restore_model(model, state["model"], checkpoint_path)  # a misfit: an Error line naming the file
+        restore_model(optimizer, state["optimizer"], checkpoint_path)
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
