@@ -33,7 +33,7 @@ def test_the_continue_command_of_a_failure_at_evaluation_scores_that_cell_only()
     from hsisr_bench import config
 
     run = config.plan_runs(methods="edsr", datasets=["synthetic"], scales=[2], profile="smoke")[0]
-    argv = ["run", "--methods", "edsr,ssrnet", "--dataset=synthetic", "--scale", "2,3", "--force",
+    argv = ["run", "--methods", "edsr,ssrnet", "--dataset=synthetic", "--scale", "2,3",
             "--set", "dataset.size=48", "--out", "r"]
     assert failures.continue_command(run, "evaluate", argv) == (
         "hsibench evaluate --method edsr --dataset synthetic --scale 2 --seed 0 --set dataset.size=48 --out r "
@@ -85,8 +85,10 @@ def test_continue_command_after_a_failure_in_training_is_the_same_command():
     class Run:
         pass
 
-    assert failures.continue_command(Run(), "train", ["run", "--methods", "a,b", "--force"]) == \
-        "hsibench run --methods a,b"
+    assert failures.continue_command(Run(), "train", ["run", "--methods", "a,b"]) == "hsibench run --methods a,b"
+    # under --force the old result was put back: retrying the replacement needs --force again
+    assert failures.continue_command(Run(), "evaluate", ["run", "--methods", "a,b", "--force"]) == \
+        "hsibench run --methods a,b --force"
     assert failures.continue_command(Run(), "train", None) == "the same command again"
 
 

@@ -52,7 +52,8 @@ def test_a_failed_force_leaves_the_finished_run_byte_identical(finished, monkeyp
     args, directory, before = finished
     monkeypatch.setattr(f"hsisr_bench.engine.runner.{where}", _fail)
     forced = invoke(*args, "--force", "--set", "protocol.steps_per_epoch=3")
-    assert forced.exit_code != 0
+    assert forced.exit_code != 0 and "injected failure" in forced.output
+    assert "was put back" in forced.output and "--force again" in forced.output
     assert _snapshot(directory) == before
     monkeypatch.undo()
     again = invoke(*args)  # the old command still finds its finished run

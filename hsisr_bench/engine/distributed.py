@@ -175,22 +175,40 @@ def init_from_env(requested_device: str = "auto", timeout: Optional[float] = Non
     if world <= 1 or not dist.is_available():
         return DistInfo()
     if not dist.is_initialized():
+        global _IDLE_GROUP
         dist.init_process_group(backend=backend_for(device), timeout=datetime.timedelta(seconds=seconds))
+        # The other ranks wait here while rank 0 works alone (evaluation, the patch cache, validation),
+        # which can take longer than any collective of training should: those waits go over a gloo side
+        # group whose timeout is at least IDLE_WAIT_SECONDS, so --dist-timeout bounds only the collectives.
+        if dist.is_initialized():
+            _IDLE_GROUP = dist.new_group(backend="gloo",
+                                         timeout=datetime.timedelta(seconds=max(seconds, IDLE_WAIT_SECONDS)))
         atexit.register(shutdown)
     return current()
 
 
+#: How long a rank may wait for rank 0's lone work (a week: torchrun ends the job if rank 0 dies).
+IDLE_WAIT_SECONDS = 7 * 24 * 3600
+_IDLE_GROUP = None
+
+
+def _idle_group():
+    """The side group of idle waits (``None``, the default group, when :func:`init_from_env` did not make one)."""
+    return _IDLE_GROUP if dist.is_initialized() else None
+
+
 def barrier() -> None:
-    """Wait for every process (a no-op when not distributed)."""
+    """Wait for every process while rank 0 works alone (a no-op when not distributed)."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=_idle_group())
 
 
 def broadcast_object(value: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``value`` on every process (``value`` itself when not distributed)."""
+    """Rank ``src``'s ``value`` on every process (``value`` itself when not distributed); the others
+    wait on the idle group, so rank 0 may work alone for longer than ``--dist-timeout`` first."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         box = [value if dist.get_rank() == src else None]
-        dist.broadcast_object_list(box, src=src)
+        dist.broadcast_object_list(box, src=src, group=_idle_group())
         return box[0]
     return value
 

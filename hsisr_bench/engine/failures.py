@@ -19,7 +19,7 @@ from hsisr_bench.errors import CellsFailed, HsiBenchError
 
 #: Options of ``hsibench run``/``train`` that choose cells; the continue command names one cell instead.
 _SELECTORS = {"--methods", "--method", "--dataset", "--scale", "--seed", "--experiment", "--shard"}
-_FLAGS_DROPPED = {"--force", "--dry-run"}
+_FLAGS_DROPPED = {"--dry-run"}
 
 
 @contextmanager
@@ -60,10 +60,13 @@ def continue_command(run, phase_name: str, argv: Optional[Sequence[str]]) -> str
 
     After a failure at evaluation the training is complete (its checkpoint is kept), so only
     ``hsibench evaluate`` for that one cell is needed; otherwise the same command again, which skips
-    finished cells and resumes this one from its checkpoint.
+    finished cells and resumes this one from its checkpoint. Under ``--force`` a failed cell's earlier
+    result was put back and the new training discarded, so it is the same command, ``--force`` included.
     """
     if argv is None:
         return "the same command again"
+    if "--force" in argv:  # the earlier result was put back (engine/runner.py): replacing it needs --force again
+        return " ".join(["hsibench", *(shlex.quote(a) for a in argv if a != "--dry-run")])
     args = [a for a in argv if a not in _FLAGS_DROPPED]
     if phase_name != "evaluate" or not args or args[0] not in ("run", "train"):
         return " ".join(["hsibench", *(shlex.quote(a) for a in args)])

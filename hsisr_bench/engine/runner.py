@@ -216,7 +216,8 @@ def _put_back(directory: Path, notify: Callable[[str], None]) -> None:
         notify(f"WARNING: could not put back the previous result kept in {directory / results.PREVIOUS_DIR} "
                f"({error}); the next run of this folder puts it back.")
         return
-    notify(f"    the replacement failed: the previous finished result of {directory} was put back")
+    notify(f"    the replacement failed: the previous finished result of {directory} was put back (to replace "
+           f"it, run the command with --force again once the cause is fixed)")
 
 
 def _shared_decision(prep: PreparedCell, force: bool, mode: str, notify: Callable[[str], None]):
