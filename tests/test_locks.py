@@ -93,7 +93,7 @@ def test_an_os_error_on_the_results_store_is_an_error_line_not_a_traceback(tmp_p
                                        "--profile", "smoke", "--device", "cpu", "--no-progress", "--out",
                                        str(tmp_path / "out"), "--set", "dataset.n_scenes=4 dataset.size=48"])
     assert result.exit_code == 2, result.output
-    assert "Error: Cannot create the lock" in result.output and "Permission denied" in result.output
+    assert ": decide: Cannot create the lock" in result.output and "Permission denied" in result.output
     assert "Traceback" not in result.output
 
 
