@@ -43,5 +43,5 @@ def test_every_rank_learns_that_rank_0_failed_at_evaluation(tmp_path):
                    if line.strip().startswith("File "))
     assert "evaluate: ValueError: inference branch" in output
     assert (tmp_path / "synthetic" / "x2" / "bicubic" / "seed0" / "metrics.json").is_file()
-    # rank 1 (which never evaluates) learned of rank 0's failure and exited 1 itself
-    assert "exitcode: 1) local_rank: 1" in output or "local_rank: 1 (pid" in output, output
+    # rank 1 (which never evaluates) learned of rank 0's failure: both ranks end with the failed-cells error
+    assert output.count("1 of 2 cell(s) failed") == 2, output
